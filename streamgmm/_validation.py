@@ -1,0 +1,94 @@
+"""Input checks shared by the estimators: every error names the problem and the fix."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def check_frames(X, *, n_features=None, name="X"):
+    """Return ``X`` as a 2-D float array of frames (rows), or raise ``ValueError``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_frames, n_features)
+        Frames as rows. A 1-D array is refused (reshape it explicitly).
+    n_features : int, optional
+        The number of columns a fitted model expects.
+    name : str
+        How the array is called in error messages ("chunk 3", "X", ...).
+
+    Returns
+    -------
+    X : ndarray of shape (n_frames, n_features), dtype float32 or float64
+        float32 and float64 input is returned as it is (no copy); any other
+        numeric dtype is converted to float64.
+    """
+    if isinstance(X, np.ndarray):
+        arr = X
+    else:
+        try:
+            arr = np.asarray(X)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} has dtype {arr.dtype}, not a real numeric type; "
+            "pass frames as a float array of shape (n_frames, n_features)."
+        )
+    if arr.ndim != 2:
+        hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be 2-D of shape (n_frames, n_features), got shape {arr.shape}{hint}."
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 frames); drop empty chunks before passing them.")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features; frames need at least one column.")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} features but the model was fitted with {n_features}; "
+            "pass frames with the same feature layout as the training data."
+        )
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    check_finite(arr, name=name)
+    return arr
+
+
+def check_finite(arr, *, name="X"):
+    """Raise ``ValueError`` naming the first non-finite entry of ``arr``."""
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))
+        row, col = (int(v) for v in bad[0][:2]) if arr.ndim == 2 else (int(bad[0][0]), 0)
+        value = arr[tuple(bad[0])]
+        raise ValueError(
+            f"{name} contains {len(bad)} non-finite value(s) (NaN or inf), the first at "
+            f"row {row}, column {col} (value {value}); remove or impute them before fitting or scoring."
+        )
+
+
+def check_positive_int(value, name, minimum=1):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_nonnegative_float(value, name, *, strictly_positive=False):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    if value < 0 or (strictly_positive and value == 0):
+        bound = "> 0" if strictly_positive else ">= 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}.")
+    return float(value)
+
+
+def check_covariance_type(covariance_type):
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
+        )
+    return covariance_type

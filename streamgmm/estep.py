@@ -1,0 +1,215 @@
+"""The E-step: frames in, log-likelihoods, responsibilities and statistics out.
+
+Work is done one block of rows at a time so that no (n_frames, n_components)
+array is ever built for the whole input. Per block:
+
+* diagonal and spherical models: one BLAS product of the design matrix
+  ``A = [(x - c)**2, x - c, 1]`` with a (2D + 1, K) parameter matrix gives
+  the log joint densities; one more, ``R^T A``, gives all three statistics;
+* full and tied models: one BLAS product ``(x - c) @ [U_1 ... U_K]`` gives the
+  whitened frames, a Numba pass their squared distances to the whitened
+  means, and ``R^T [x - c, 1]`` and ``R^T [upper-triangle outer products]``
+  the statistics.
+
+Log-sum-exp and the responsibilities are one parallel Numba pass in between.
+Everything is float64 whatever the input dtype, and taken about the model's
+``shift`` so second moments of offset data do not cancel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels
+from .parameters import log_det_cholesky
+from .stats import SufficientStats
+
+_LOG_2PI = np.log(2.0 * np.pi)
+# Elements of the (rows, K) block buffer: about 4 MiB of float64.
+_BLOCK_ELEMENTS = 1 << 19
+
+
+class DensityPlan:
+    """Matrices derived from a mixture's parameters for blockwise evaluation.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_components,)
+    means : ndarray of shape (n_components, n_features)
+    precisions_cholesky : ndarray
+        As ``OnlineGMM.precisions_cholesky_`` for ``covariance_type``.
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    shift : ndarray of shape (n_features,)
+        Point the statistics are taken about.
+    block_size : int, optional
+        Rows per block; by default about 4 MiB of (rows, K) buffer.
+    """
+
+    def __init__(self, weights, means, precisions_cholesky, covariance_type, shift, block_size=None):
+        means = np.asarray(means, dtype=np.float64)
+        self.n_components, self.n_features = k, d = means.shape
+        self.covariance_type = covariance_type
+        self.shift = np.ascontiguousarray(shift, dtype=np.float64)
+        centred_means = means - self.shift
+        log_weights = np.log(np.asarray(weights, dtype=np.float64))
+        log_det = np.broadcast_to(log_det_cholesky(precisions_cholesky, covariance_type, d), (k,))
+        pc = np.asarray(precisions_cholesky, dtype=np.float64)
+        if covariance_type in ("diag", "spherical"):
+            self.layout = "diag"
+            precisions = pc**2 if covariance_type == "diag" else np.repeat((pc**2)[:, None], d, axis=1)
+            weight_matrix = np.empty((2 * d + 1, k))
+            weight_matrix[:d] = -0.5 * precisions.T
+            weight_matrix[d : 2 * d] = (precisions * centred_means).T
+            weight_matrix[2 * d] = (
+                log_weights + log_det - 0.5 * d * _LOG_2PI
+                - 0.5 * np.sum(precisions * centred_means**2, axis=1)
+            )
+            self.weight_matrix = weight_matrix
+            self.design_width = 2 * d + 1
+            per_row = k
+        else:
+            self.layout = "full"
+            factors = np.broadcast_to(pc, (k, d, d)) if covariance_type == "tied" else pc
+            # column k*D + j of the concatenation is column j of U_k
+            self.factors_concat = np.ascontiguousarray(factors.transpose(1, 0, 2).reshape(d, k * d))
+            self.centres = np.einsum("kd,kdj->kj", centred_means, factors)
+            self.bias = np.ascontiguousarray(log_weights + log_det - 0.5 * d * _LOG_2PI)
+            self.design_width = d + 1 + d * (d + 1) // 2
+            per_row = k * (d + 1)
+        if block_size is None:
+            block_size = int(np.clip(_BLOCK_ELEMENTS // per_row, 64, 16384))
+        self.block_size = int(block_size)
+
+    # ------------------------------------------------------------------ core
+    def _blocks(self, X, responsibilities):
+        """Yield ``(start, stop, block, log_norm, design)`` for consecutive row blocks.
+
+        ``block`` is (rows, K): responsibilities if ``responsibilities`` else
+        log joint densities. Buffers are reused: consume before the next item.
+        """
+        n, d = X.shape
+        k = self.n_components
+        rows = min(self.block_size, n)
+        design_buf = np.empty((rows, self.design_width))
+        joint_buf = np.empty((rows, k))
+        norm_buf = np.empty(rows)
+        whitened_buf = np.empty((rows, k * d)) if self.layout == "full" else None
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            b = stop - start
+            xb = X[start:stop]
+            design, joint, log_norm = design_buf[:b], joint_buf[:b], norm_buf[:b]
+            if self.layout == "diag":
+                _kernels.fill_diag_design(xb, self.shift, design)
+                np.dot(design, self.weight_matrix, out=joint)
+            else:
+                _kernels.fill_full_design(xb, self.shift, design)
+                whitened = whitened_buf[:b]
+                np.dot(design[:, :d], self.factors_concat, out=whitened)
+                _kernels.full_log_joint(whitened, self.centres, self.bias, joint)
+            if responsibilities:
+                _kernels.normalise_rows(joint, log_norm)
+            else:
+                _kernels.row_logsumexp(joint, log_norm)
+            yield start, stop, joint, log_norm, design
+
+    def accumulate(self, X):
+        """Sufficient statistics of frames ``X`` under this mixture.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_frames, n_features), float32 or float64, finite
+
+        Returns
+        -------
+        SufficientStats
+        """
+        k, d = self.n_components, self.n_features
+        acc = np.zeros((k, self.design_width))
+        partial = np.empty_like(acc)
+        log_likelihood = 0.0
+        for _, _, resp, log_norm, design in self._blocks(X, responsibilities=True):
+            np.dot(resp.T, design, out=partial)
+            acc += partial
+            log_likelihood += float(np.sum(log_norm))
+        if self.layout == "diag":
+            second, first, zeroth = acc[:, :d], acc[:, d : 2 * d], acc[:, 2 * d]
+        else:
+            first, zeroth = acc[:, :d], acc[:, d]
+            second = unpack_upper(acc[:, d + 1 :], d)
+        return SufficientStats(
+            zeroth.copy(), first.copy(), np.ascontiguousarray(second), self.shift.copy(),
+            log_likelihood, float(X.shape[0]),
+        )
+
+    def score_samples(self, X):
+        """Per-frame log-likelihood ``log p(x)``, shape (n_frames,)."""
+        out = np.empty(X.shape[0])
+        for start, stop, _, log_norm, _ in self._blocks(X, responsibilities=False):
+            out[start:stop] = log_norm
+        return out
+
+    def predict_proba(self, X):
+        """Responsibilities, shape (n_frames, n_components)."""
+        out = np.empty((X.shape[0], self.n_components))
+        for start, stop, resp, _, _ in self._blocks(X, responsibilities=True):
+            out[start:stop] = resp
+        return out
+
+    def log_joint(self, X):
+        """``log w_k + log N(x | k)``, shape (n_frames, n_components)."""
+        out = np.empty((X.shape[0], self.n_components))
+        for start, stop, joint, _, _ in self._blocks(X, responsibilities=False):
+            out[start:stop] = joint
+        return out
+
+    def predict(self, X):
+        """Most probable component per frame, shape (n_frames,)."""
+        out = np.empty(X.shape[0], dtype=np.int64)
+        for start, stop, joint, _, _ in self._blocks(X, responsibilities=False):
+            out[start:stop] = np.argmax(joint, axis=1)
+        return out
+
+
+def unpack_upper(packed, n_features):
+    """Symmetric matrices from row-major packed upper triangles.
+
+    Parameters
+    ----------
+    packed : ndarray of shape (K, D(D+1)/2)
+
+    Returns
+    -------
+    ndarray of shape (K, D, D)
+    """
+    k = packed.shape[0]
+    rows, cols = np.triu_indices(n_features)
+    out = np.empty((k, n_features, n_features))
+    out[:, rows, cols] = packed
+    out[:, cols, rows] = packed
+    return out
+
+
+def stats_from_responsibilities(X, resp, shift, layout):
+    """Statistics of ``X`` for given responsibilities (plain numpy; used at initialisation).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_frames, n_features)
+    resp : ndarray of shape (n_frames, n_components)
+    shift : ndarray of shape (n_features,)
+    layout : {"diag", "full"}
+
+    Returns
+    -------
+    SufficientStats
+        ``log_likelihood`` is 0: no model produced these responsibilities.
+    """
+    centred = np.asarray(X, dtype=np.float64) - shift
+    resp = np.asarray(resp, dtype=np.float64)
+    first = resp.T @ centred
+    if layout == "diag":
+        second = resp.T @ centred**2
+    else:
+        second = np.einsum("nk,ni,nj->kij", resp, centred, centred, optimize=True)
+    return SufficientStats(resp.sum(axis=0), first, second, np.asarray(shift, dtype=np.float64), 0.0, float(len(X)))

@@ -1,0 +1,750 @@
+"""``OnlineGMM``: a Gaussian mixture that learns from chunks.
+
+Two ways to learn, both thin loops around ``accumulate`` (E-step into
+additive statistics) and ``estimate_parameters`` (M-step):
+
+* ``fit(X)``: exact batch EM. ``X`` may be an array, a re-iterable of
+  chunks, or a callable returning a fresh iterable of chunks; each EM
+  iteration is one pass over the chunks, so memory is one chunk plus the
+  model. The result equals in-memory EM on the concatenated chunks.
+* ``partial_fit(chunk)``: online (stepwise) EM. The running per-frame
+  statistics move toward each chunk's, ``s <- (1 - g) s + g s(chunk)``, and
+  the parameters are re-estimated after every chunk. ``g = (t + step_offset)
+  ** -step_exponent`` for a stationary stream; a constant ``forgetting``
+  for a drifting one (an exponential window of about ``1 / forgetting``
+  chunks).
+
+Parameter and attribute names are scikit-learn's ``GaussianMixture``'s.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from ._validation import (
+    check_covariance_type,
+    check_finite,
+    check_frames,
+    check_nonnegative_float,
+    check_positive_int,
+)
+from .estep import DensityPlan, stats_from_responsibilities
+from .init import (
+    INIT_METHODS,
+    ReservoirSample,
+    RunningMoments,
+    initial_responsibilities,
+    split_initialisation,
+)
+from .mstep import estimate_parameters, reseed_starved
+from .parameters import (
+    covariances_from_precisions,
+    expected_covariance_shape,
+    n_parameters,
+    precisions_cholesky_from_covariances,
+    precisions_from_cholesky,
+)
+from .stats import SufficientStats
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the lower bound changed by less than ``tol``."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The model was used before it was fitted (same bases as scikit-learn's)."""
+
+
+def _as_rng(random_state):
+    if random_state is None or isinstance(random_state, numbers.Integral):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**31))
+    raise ValueError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}.")
+
+
+def chunk_source(X):
+    """A callable returning a fresh iterable of chunks for each pass over ``X``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_frames, n_features), iterable of such arrays,
+        or a callable returning a fresh iterable of them
+
+    Returns
+    -------
+    callable
+    """
+    if callable(X) and not hasattr(X, "__array__"):
+        def fresh():
+            chunks = X()
+            if chunks is None or not hasattr(chunks, "__iter__"):
+                raise ValueError("the callable passed as X must return an iterable of chunks.")
+            return chunks
+        return fresh
+    if isinstance(X, np.ndarray) or hasattr(X, "__array__"):
+        return lambda: (X,)
+    if isinstance(X, (list, tuple)):
+        if len(X) == 0:
+            raise ValueError("X is an empty list: pass at least one chunk of frames.")
+        if isinstance(X[0], np.ndarray) and X[0].ndim == 2:
+            return lambda: X
+        return lambda: (X,)  # nested lists: one array-like
+    if hasattr(X, "__iter__"):
+        if iter(X) is X:
+            raise ValueError(
+                "X is a one-shot iterator (e.g. a generator): batch EM needs one pass per "
+                "iteration. Pass a list of chunks, a callable returning a fresh iterator, "
+                "or use partial_fit for a single online pass."
+            )
+        return lambda: X
+    raise ValueError(f"X must be an array, an iterable of chunks or a callable, got {type(X).__name__}.")
+
+
+class OnlineGMM:
+    """Gaussian mixture learnt by out-of-core batch EM (``fit``) or online EM (``partial_fit``).
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+    tol : float, default=1e-3
+        EM stops when the mean log-likelihood per frame changes by less.
+    reg_covar : float, default=1e-6
+        Added to the variances.
+    max_iter : int, default=100
+        EM iterations (passes over the data) of ``fit``.
+    n_init : int, default=1
+        Initialisations tried by ``fit``; the best lower bound wins.
+    init_params : {"k-means++", "kmeans", "random", "random_from_data", "split"}, default="k-means++"
+        See :mod:`streamgmm.init`. All work on a sample of ``init_size`` frames.
+    weights_init : ndarray of shape (n_components,), optional
+    means_init : ndarray of shape (n_components, n_features), optional
+    precisions_init : ndarray, optional
+        Shape per ``covariance_type`` as scikit-learn's.
+    random_state : int, numpy Generator or None
+    warm_start : bool, default=False
+        ``fit`` starts from the current parameters instead of initialising.
+    verbose : int, default=0
+    verbose_interval : int, default=10
+    init_size : int, optional
+        Frames the initialisation uses. ``fit`` draws a uniform reservoir
+        sample of this many frames in a first pass (default ``max(50 K,
+        10000)``); ``partial_fit`` buffers the first frames of the stream
+        until it has this many (default ``max(20 K, 200)``), then initialises.
+    covariance_floor : float, default=1e-3
+        Variances may not fall below this fraction of the data's global
+        variance per feature (0 disables the floor).
+    min_weight : float, default=1e-5
+        Components lighter than this are re-seeded by splitting the heaviest
+        (0 disables).
+    step_offset : float, default=1.0
+    step_exponent : float, default=0.6
+        Online step ``g_t = (t + step_offset) ** -step_exponent`` for the
+        ``t``-th update; ``step_exponent`` in (0.5, 1] gives convergence on a
+        stationary stream.
+    forgetting : float in (0, 1], optional
+        A constant online step instead: exponential forgetting for a drifting
+        stream; the model remembers about ``1 / forgetting`` chunks.
+    block_size : int, optional
+        Rows per E-step block (default: about 4 MiB of block buffer).
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray, shape per ``covariance_type``
+    precisions_ : ndarray, shape per ``covariance_type``
+    precisions_cholesky_ : ndarray, shape per ``covariance_type``
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood per frame of the last E-step (of ``fit``), or of
+        the last chunk before the model learnt from it (``partial_fit``).
+    lower_bounds_ : list of float
+        ``lower_bound_`` after each iteration of the best initialisation.
+    n_features_in_ : int
+    n_updates_ : int
+        Online updates since the running statistics were (re)started.
+    shift_ : ndarray of shape (n_features,)
+        Point the statistics are taken about (the data mean at initialisation).
+    variance_floor_ : ndarray of shape (n_features,) or None
+        Absolute variance floor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamgmm import OnlineGMM
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (500, 2)), rng.normal(3, 1, (500, 2))])
+    >>> gmm = OnlineGMM(n_components=2, covariance_type="diag", random_state=0)
+    >>> gmm = gmm.fit([X[:300], X[300:700], X[700:]])      # out of core
+    >>> np.round(np.sort(gmm.means_[:, 0]))
+    array([-3.,  3.])
+    >>> online = OnlineGMM(n_components=2, covariance_type="diag", random_state=0)
+    >>> for chunk in np.array_split(rng.permutation(X), 10):
+    ...     online = online.partial_fit(chunk)
+    >>> np.round(np.sort(online.means_[:, 0]))
+    array([-3.,  3.])
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="k-means++",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        init_size=None,
+        covariance_floor=1e-3,
+        min_weight=1e-5,
+        step_offset=1.0,
+        step_exponent=0.6,
+        forgetting=None,
+        block_size=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.init_size = init_size
+        self.covariance_floor = covariance_floor
+        self.min_weight = min_weight
+        self.step_offset = step_offset
+        self.step_exponent = step_exponent
+        self.forgetting = forgetting
+        self.block_size = block_size
+
+    # ------------------------------------------------------------ parameters
+    @classmethod
+    def _get_param_names(cls):
+        signature = inspect.signature(cls.__init__)
+        return sorted(p.name for p in signature.parameters.values() if p.name != "self")
+
+    def get_params(self, deep=True):
+        """Constructor parameters as a dict (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters; unknown names raise ``ValueError``."""
+        valid = set(self._get_param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for OnlineGMM; valid ones: {sorted(valid)}.")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.name != "self"
+        }
+        changed = [
+            f"{name}={value!r}" for name, value in self.get_params().items()
+            if not isinstance(value, np.ndarray) and value != defaults[name]
+        ]
+        return f"OnlineGMM({', '.join(changed)})"
+
+    def _json_params(self):
+        """Constructor parameters that a file can hold (the inits are not kept)."""
+        params = self.get_params()
+        for name in ("weights_init", "means_init", "precisions_init"):
+            params[name] = None
+        if not (params["random_state"] is None or isinstance(params["random_state"], numbers.Integral)):
+            params["random_state"] = None
+        for name, value in params.items():
+            if isinstance(value, np.generic):
+                params[name] = value.item()
+        return params
+
+    def _validate_params(self):
+        check_positive_int(self.n_components, "n_components")
+        check_covariance_type(self.covariance_type)
+        check_nonnegative_float(self.tol, "tol")
+        check_nonnegative_float(self.reg_covar, "reg_covar")
+        check_positive_int(self.max_iter, "max_iter", minimum=0)
+        check_positive_int(self.n_init, "n_init")
+        if self.init_params not in INIT_METHODS:
+            raise ValueError(f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}.")
+        if self.init_size is not None:
+            check_positive_int(self.init_size, "init_size")
+        check_nonnegative_float(self.covariance_floor, "covariance_floor")
+        check_nonnegative_float(self.min_weight, "min_weight")
+        if self.min_weight * self.n_components >= 1.0:
+            raise ValueError(
+                f"min_weight={self.min_weight} is too large for {self.n_components} components "
+                "(min_weight * n_components must be < 1)."
+            )
+        check_nonnegative_float(self.step_offset, "step_offset")
+        exponent = check_nonnegative_float(self.step_exponent, "step_exponent")
+        if not 0.5 < exponent <= 1.0:
+            raise ValueError(f"step_exponent must be in (0.5, 1] for online EM to converge, got {exponent}.")
+        if self.forgetting is not None:
+            forgetting = check_nonnegative_float(self.forgetting, "forgetting", strictly_positive=True)
+            if forgetting > 1.0:
+                raise ValueError(f"forgetting must be in (0, 1], got {forgetting}.")
+        if self.block_size is not None:
+            check_positive_int(self.block_size, "block_size")
+
+    # --------------------------------------------------------------- state
+    def _is_fitted(self):
+        return getattr(self, "means_", None) is not None
+
+    def _check_is_fitted(self):
+        if not self._is_fitted():
+            buffered = sum(len(c) for c in getattr(self, "_init_buffer", []))
+            extra = (
+                f" (partial_fit has buffered {buffered} of the {self._online_init_size()} frames "
+                "it initialises from)" if buffered else ""
+            )
+            raise NotFittedError(
+                f"this OnlineGMM is not fitted yet{extra}; call fit or partial_fit first."
+            )
+
+    @property
+    def _layout(self):
+        return "diag" if self.covariance_type in ("diag", "spherical") else "full"
+
+    def _density_plan(self):
+        if self._plan is None:
+            self._plan = DensityPlan(
+                self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type,
+                self.shift_, self.block_size,
+            )
+        return self._plan
+
+    _plan = None
+    _running_stats = None
+    _init_buffer = ()
+    _rng = None
+
+    def _set_parameters(self, weights, means, covariances, *, shift=None, variance_floor=None, source="parameters"):
+        """Install new parameters after checking shapes and finiteness."""
+        k = self.n_components
+        weights = np.asarray(weights, dtype=np.float64)
+        means = np.asarray(means, dtype=np.float64)
+        covariances = np.asarray(covariances, dtype=np.float64)
+        if means.ndim != 2 or means.shape[0] != k:
+            raise ValueError(f"{source}: means must have shape ({k}, n_features), got {means.shape}.")
+        d = means.shape[1]
+        expected = expected_covariance_shape(k, d, self.covariance_type)
+        if weights.shape != (k,) or covariances.shape != expected:
+            raise ValueError(
+                f"{source}: weights shape {weights.shape} and covariances shape {covariances.shape} "
+                f"do not match ({k},) and {expected} for covariance_type={self.covariance_type!r}."
+            )
+        for name, value in (("weights", weights), ("means", means), ("covariances", covariances)):
+            if not np.isfinite(value).all():
+                raise ValueError(
+                    f"{source}: {name} are not finite; the data or the settings drove EM to a "
+                    "degenerate solution (raise reg_covar or covariance_floor)."
+                )
+        if np.any(weights <= 0) or not np.isclose(weights.sum(), 1.0, rtol=1e-6):
+            raise ValueError(f"{source}: weights must be positive and sum to 1 (sum {weights.sum():.6g}).")
+        chol = precisions_cholesky_from_covariances(covariances, self.covariance_type)
+        self.weights_, self.means_, self.covariances_ = weights, means, covariances
+        self.precisions_cholesky_ = chol
+        self.precisions_ = precisions_from_cholesky(chol, self.covariance_type)
+        self.n_features_in_ = d
+        if shift is not None:
+            self.shift_ = np.asarray(shift, dtype=np.float64).reshape(d)
+        if variance_floor is not None:
+            floor = np.asarray(variance_floor, dtype=np.float64)
+            self.variance_floor_ = None if floor.ndim == 0 else floor.reshape(d)
+        self._plan = None
+
+    def _rng_state(self):
+        if self._rng is None:
+            self._rng = _as_rng(self.random_state)
+        return self._rng
+
+    # ------------------------------------------------------------ initialise
+    def _fit_init_size(self):
+        return self.init_size or max(50 * self.n_components, 10000)
+
+    def _online_init_size(self):
+        return self.init_size or max(20 * self.n_components, 200)
+
+    def _initialise(self, sample, mean, variance, rng):
+        """Set ``shift_``, ``variance_floor_`` and starting parameters from a data sample."""
+        n, d = sample.shape
+        if n < self.n_components:
+            raise ValueError(
+                f"initialisation needs at least n_components={self.n_components} frames, "
+                f"got {n}; pass more data or use fewer components."
+            )
+        positive = variance[variance > 0]
+        fallback = positive.mean() if positive.size else 1.0
+        floor = self.covariance_floor * np.where(variance > 0, variance, fallback)
+        self.shift_ = np.asarray(mean, dtype=np.float64)
+        self.variance_floor_ = floor if self.covariance_floor > 0 else None
+        user = (self.weights_init, self.means_init, self.precisions_init)
+        if all(v is not None for v in user):
+            weights, means = np.asarray(user[0], float), np.asarray(user[1], float)
+            covariances = covariances_from_precisions(user[2], self.covariance_type)
+        else:
+            if self.init_params == "split":
+                weights, means, covariances = split_initialisation(
+                    sample, self.n_components, self.covariance_type, self.reg_covar,
+                    self.variance_floor_, self.shift_, rng,
+                )
+            else:
+                resp = initial_responsibilities(sample, self.n_components, self.init_params, rng)
+                stats = stats_from_responsibilities(sample, resp, self.shift_, self._layout)
+                weights, means, covariances = estimate_parameters(
+                    stats, self.covariance_type, self.reg_covar, self.variance_floor_
+                )
+            if user[0] is not None:
+                weights = np.asarray(user[0], dtype=np.float64)
+            if user[1] is not None:
+                means = np.asarray(user[1], dtype=np.float64)
+            if user[2] is not None:
+                covariances = covariances_from_precisions(user[2], self.covariance_type)
+        if means.shape != (self.n_components, d):
+            raise ValueError(f"means_init must have shape ({self.n_components}, {d}), got {means.shape}.")
+        self._set_parameters(weights, means, covariances, source="initial parameters")
+        self._running_stats = None
+
+    def _scan(self, source):
+        """One pass: global moments and a reservoir sample for initialisation."""
+        moments = RunningMoments()
+        reservoir = ReservoirSample(self._fit_init_size(), self._rng_state())
+        n_features = None
+        for i, chunk in enumerate(source()):
+            chunk = check_frames(chunk, n_features=n_features, name=f"chunk {i}")
+            n_features = chunk.shape[1]
+            moments.add(chunk)
+            reservoir.add(chunk)
+        if moments.count == 0:
+            raise ValueError("X holds no chunks; pass at least one chunk of frames.")
+        return reservoir.sample(), moments
+
+    # -------------------------------------------------------------- M-step
+    def _m_step(self, stats):
+        weights, means, covariances = estimate_parameters(
+            stats, self.covariance_type, self.reg_covar, self.variance_floor_
+        )
+        if self.min_weight > 0 and np.any(weights < self.min_weight):
+            weights, means, covariances, reseeded = reseed_starved(
+                weights, means, covariances, self.covariance_type, self.min_weight, self._rng_state()
+            )
+            if reseeded and self.verbose:
+                print(f"re-seeded starved components {reseeded}", file=sys.stderr)
+        self._set_parameters(weights, means, covariances, source="M-step")
+
+    def _accumulate_source(self, source):
+        plan = self._density_plan()
+        total = None
+        for i, chunk in enumerate(source()):
+            chunk = check_frames(chunk, n_features=self.n_features_in_, name=f"chunk {i}")
+            stats = plan.accumulate(chunk)
+            if total is None:
+                total = stats
+            else:
+                total += stats
+        if total is None:
+            raise ValueError("X holds no chunks; pass at least one chunk of frames.")
+        return total
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None):
+        """Batch EM over ``X``, one pass over the chunks per iteration.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, n_features), a re-iterable of such
+            chunks (list, tuple, dataset object), or a callable returning a
+            fresh iterable of chunks on each call
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        source = chunk_source(X)
+        do_init = not (self.warm_start and self._is_fitted())
+        n_init = self.n_init if do_init else 1
+        rng = self._rng_state()
+        best = None
+        for init in range(n_init):
+            if do_init:
+                sample, moments = self._scan(source)
+                self._initialise(sample, moments.mean, moments.variance, rng)
+            lower_bound = -np.inf if do_init else self.lower_bound_
+            history, converged, last_stats = [], False, None
+            started = time.perf_counter()
+            for n_iter in range(1, self.max_iter + 1):
+                previous = lower_bound
+                last_stats = self._accumulate_source(source)
+                lower_bound = last_stats.log_likelihood / last_stats.n_frames
+                self._m_step(last_stats)
+                history.append(lower_bound)
+                change = lower_bound - previous
+                if self.verbose >= 2 and n_iter % self.verbose_interval == 0:
+                    print(
+                        f"  iteration {n_iter}: lower bound {lower_bound:.6f}, change {change:.3e}, "
+                        f"{time.perf_counter() - started:.2f}s", file=sys.stderr,
+                    )
+                if abs(change) < self.tol:
+                    converged = True
+                    break
+            if self.verbose:
+                state = "converged" if converged else "did not converge"
+                print(f"initialisation {init}: {state}, lower bound {lower_bound:.6f}", file=sys.stderr)
+            if best is None or lower_bound > best["lower_bound"]:
+                best = dict(
+                    params=(self.weights_, self.means_, self.covariances_),
+                    lower_bound=lower_bound, history=history, converged=converged,
+                    n_iter=len(history), stats=last_stats, shift=self.shift_,
+                    floor=self.variance_floor_,
+                )
+        self.shift_, self.variance_floor_ = best["shift"], best["floor"]
+        self._set_parameters(*best["params"], source="fit")
+        self.converged_ = best["converged"]
+        self.n_iter_ = best["n_iter"]
+        self.lower_bound_ = best["lower_bound"]
+        self.lower_bounds_ = best["history"]
+        stats = best["stats"]
+        self._running_stats = None if stats is None else stats * (1.0 / stats.n_frames)
+        self.n_updates_ = 1
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                f"EM did not converge in max_iter={self.max_iter} iterations (last change of the "
+                f"lower bound above tol={self.tol}); increase max_iter or tol, or check the data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def fit_predict(self, X, y=None):
+        """``fit(X)`` then ``predict(X)`` (``X`` must be an array here)."""
+        return self.fit(X).predict(X)
+
+    # -------------------------------------------------------------- online
+    def _step_size(self):
+        if self.forgetting is not None:
+            return float(self.forgetting)
+        return float((self.n_updates_ + self.step_offset) ** (-self.step_exponent))
+
+    def partial_fit(self, X, y=None):
+        """One step of online EM on the chunk ``X``.
+
+        Until the model is initialised, chunks are buffered (at most
+        ``init_size`` frames); the first step initialises from them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        expected = self.n_features_in_ if self._is_fitted() else None
+        if expected is None and self._init_buffer:
+            expected = self._init_buffer[0].shape[1]
+        X = check_frames(X, n_features=expected, name="chunk")
+        if not self._is_fitted():
+            self._init_buffer = list(self._init_buffer) + [np.array(X, dtype=np.float64)]
+            if sum(len(c) for c in self._init_buffer) < self._online_init_size():
+                return self
+            data = np.concatenate(self._init_buffer)
+            self._init_buffer = ()
+            moments = RunningMoments()
+            moments.add(data)
+            self._initialise(data, moments.mean, moments.variance, self._rng_state())
+            stats = self._density_plan().accumulate(data)
+            self._running_stats = stats * (1.0 / stats.n_frames)
+            self.lower_bound_ = self._running_stats.log_likelihood
+            self._m_step(self._running_stats)
+            self.n_updates_ = 1
+            self.converged_, self.n_iter_, self.lower_bounds_ = False, 1, [self.lower_bound_]
+            return self
+        stats = self._density_plan().accumulate(X)
+        stats = stats * (1.0 / stats.n_frames)
+        if self._running_stats is None:
+            self._running_stats = self.stats_from_parameters()
+        step = self._step_size()
+        running = self._running_stats * (1.0 - step)
+        running += stats * step
+        self._running_stats = running
+        self._m_step(running)
+        self.n_updates_ += 1
+        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
+        self.lower_bound_ = stats.log_likelihood
+        return self
+
+    def stats_from_parameters(self):
+        """Per-frame statistics whose M-step gives the current parameters back.
+
+        Used to start online learning from a model fitted elsewhere (e.g. a
+        converted scikit-learn model). ``reg_covar`` is taken out again.
+
+        Returns
+        -------
+        SufficientStats
+            With ``n_frames == 1`` (per-frame scale).
+        """
+        self._check_is_fitted()
+        k, d = self.means_.shape
+        weights = self.weights_
+        centred = self.means_ - self.shift_
+        cov = self.covariances_
+        if self.covariance_type == "spherical":
+            cov = np.repeat(cov[:, None], d, axis=1)
+        elif self.covariance_type == "tied":
+            cov = np.broadcast_to(cov, (k, d, d))
+        if self._layout == "diag":
+            second = weights[:, None] * (cov - self.reg_covar + centred**2)
+        else:
+            cov = cov - self.reg_covar * np.eye(d)
+            second = weights[:, None, None] * (cov + centred[:, :, None] * centred[:, None, :])
+        return SufficientStats(weights.copy(), weights[:, None] * centred, second, self.shift_.copy(), 0.0, 1.0)
+
+    @property
+    def running_stats_(self):
+        """The per-frame statistics the current parameters were estimated from (a copy)."""
+        self._check_is_fitted()
+        stats = self._running_stats if self._running_stats is not None else self.stats_from_parameters()
+        return stats.copy()
+
+    # ------------------------------------------------------------- scoring
+    def _check_X(self, X):
+        self._check_is_fitted()
+        return check_frames(X, n_features=self.n_features_in_)
+
+    def score_samples(self, X):
+        """Log-likelihood of each frame, shape (n_frames,)."""
+        return self._density_plan().score_samples(self._check_X(X))
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per frame of ``X``."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X):
+        """Most probable component of each frame, shape (n_frames,)."""
+        return self._density_plan().predict(self._check_X(X))
+
+    def predict_proba(self, X):
+        """Responsibilities, shape (n_frames, n_components)."""
+        return self._density_plan().predict_proba(self._check_X(X))
+
+    def bic(self, X):
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        X = self._check_X(X)
+        n = X.shape[0]
+        return -2.0 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion on ``X`` (lower is better)."""
+        X = self._check_X(X)
+        return -2.0 * self.score(X) * X.shape[0] + 2.0 * self._n_parameters()
+
+    def _n_parameters(self):
+        return n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
+
+    def sample(self, n_samples=1):
+        """Draw frames from the mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each frame.
+        """
+        self._check_is_fitted()
+        check_positive_int(n_samples, "n_samples")
+        rng = _as_rng(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        d = self.n_features_in_
+        parts = []
+        for k, count in enumerate(counts):
+            noise = rng.standard_normal((count, d))
+            if self.covariance_type == "diag":
+                draw = noise * np.sqrt(self.covariances_[k])
+            elif self.covariance_type == "spherical":
+                draw = noise * np.sqrt(self.covariances_[k])
+            else:
+                cov = self.covariances_ if self.covariance_type == "tied" else self.covariances_[k]
+                draw = noise @ np.linalg.cholesky(cov).T
+            parts.append(draw + self.means_[k])
+        labels = np.repeat(np.arange(self.n_components), counts)
+        return np.concatenate(parts), labels
+
+    # --------------------------------------------------------- persistence
+    def save(self, path):
+        """Write the fitted model to one ``.npz`` file; read it back with :func:`streamgmm.load`."""
+        from .io import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def from_sklearn(cls, gaussian_mixture, **params):
+        """An ``OnlineGMM`` with the parameters of a fitted ``sklearn.mixture.GaussianMixture``."""
+        from .sklearn_compat import from_sklearn
+
+        return from_sklearn(gaussian_mixture, **params)
+
+    def to_sklearn(self):
+        """A fitted ``sklearn.mixture.GaussianMixture`` with these parameters."""
+        from .sklearn_compat import to_sklearn
+
+        return to_sklearn(self)
+
+
+def accumulate(model, X):
+    """Sufficient statistics of frames ``X`` under a fitted ``model`` (the E-step).
+
+    Parameters
+    ----------
+    model : OnlineGMM, fitted
+    X : array-like of shape (n_frames, n_features)
+
+    Returns
+    -------
+    SufficientStats
+        Additive: ``accumulate(m, A) + accumulate(m, B)`` equals
+        ``accumulate(m, concatenate([A, B]))`` up to rounding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamgmm import OnlineGMM, accumulate
+    >>> X = np.random.default_rng(1).normal(size=(400, 3))
+    >>> gmm = OnlineGMM(n_components=2, covariance_type="diag", random_state=0).fit(X)
+    >>> stats = accumulate(gmm, X)
+    >>> stats.zeroth.shape, stats.first.shape
+    ((2,), (2, 3))
+    """
+    return model._density_plan().accumulate(model._check_X(X))
