@@ -1,0 +1,388 @@
+"""Tests for speaker_id.features: framing, MFCCs, deltas, VAD, CMVN, config."""
+
+import json
+
+import librosa
+import numpy as np
+import pytest
+import scipy.fft
+import soundfile as sf
+
+from speaker_id.audio import AudioError
+from speaker_id.datasets import find_dataset_root
+from speaker_id.features import (
+    FeatureConfig,
+    FeatureError,
+    add_deltas,
+    cmvn,
+    dct_matrix,
+    delta,
+    energy_vad,
+    extract,
+    extract_file,
+    extract_files,
+    frame_count,
+    frame_energy_db,
+    frame_signal,
+    mfcc,
+    mfcc_from_frames,
+    power_spectrum,
+    vad_mask,
+)
+
+DATA = find_dataset_root()
+
+
+def _noise(n, amp=0.1, seed=0):
+    return (amp * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+
+
+def _multitone(t):
+    """Band-limited test signal (all components below 7 kHz), amplitude-modulated."""
+    s = np.zeros_like(t)
+    for k, f in enumerate([150, 420, 900, 1700, 2600, 3900, 5200, 6500]):
+        s += 0.1 * np.sin(2 * np.pi * f * t + k) * (1 + 0.5 * np.sin(2 * np.pi * (3 + k) * t))
+    return s
+
+
+# --- configuration ---------------------------------------------------------
+
+
+def test_config_derived_sizes():
+    c16, c8 = FeatureConfig(), FeatureConfig(sr=8000)
+    assert (c16.win_length, c16.hop_length, c16.fft_size, c16.mel_fmax) == (400, 160, 512, 8000.0)
+    assert (c8.win_length, c8.hop_length, c8.fft_size, c8.mel_fmax) == (200, 80, 256, 4000.0)
+    assert c16.n_features == 60
+    assert FeatureConfig(deltas=False).n_features == 20
+    assert FeatureConfig(n_fft=1024).fft_size == 1024
+
+
+def test_config_json_round_trip():
+    cfg = FeatureConfig(sr=8000, n_mfcc=13, fmax=3800, vad=False, window="hann")
+    text = json.dumps(cfg.to_dict())
+    back = FeatureConfig.from_dict(json.loads(text))
+    assert back == cfg
+    assert hash(back) == hash(cfg)
+    assert isinstance(back.fmax, float)
+
+
+def test_config_from_dict_rejects_unknown_keys():
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['hop_ms', 'nmfcc'\]; known keys: sr, n_mfcc"):
+        FeatureConfig.from_dict({"nmfcc": 13, "hop_ms": 10})
+
+
+def test_config_from_dict_fills_defaults():
+    assert FeatureConfig.from_dict({}) == FeatureConfig()
+
+
+@pytest.mark.parametrize(
+    "kwargs,msg",
+    [
+        ({"n_mfcc": 41}, "n_mfcc .* cannot exceed n_mels"),
+        ({"delta_width": 8}, "delta_width must be odd"),
+        ({"fmax": 9000}, "fmax must lie in"),
+        ({"fmin": 9000}, "fmin .* must be below fmax"),
+        ({"n_fft": 256}, "n_fft .* must be >= win_length"),
+        ({"preemphasis": 1.0}, "preemphasis must lie in"),
+        ({"sr": 16000.5}, "sr must be an integer"),
+        ({"vad": "yes"}, "vad must be True or False"),
+        ({"hop_length_ms": 0}, "must be positive"),
+        ({"vad_threshold_db": -3}, "vad_threshold_db must be positive"),
+    ],
+)
+def test_config_validation(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        FeatureConfig(**kwargs)
+
+
+def test_config_is_frozen():
+    with pytest.raises(Exception):
+        FeatureConfig().sr = 8000
+
+
+# --- framing and MFCCs -----------------------------------------------------
+
+
+@pytest.mark.parametrize("n,win,hop,expected", [(16000, 400, 160, 98), (400, 400, 160, 1), (399, 400, 160, 0), (559, 400, 160, 1), (560, 400, 160, 2)])
+def test_frame_count_formula(n, win, hop, expected):
+    assert frame_count(n, win, hop) == expected
+    assert frame_signal(np.zeros(n), win_length=win, hop_length=hop).shape == (expected, win)
+
+
+def test_frame_signal_frames_are_the_right_samples():
+    y = np.arange(1000, dtype=np.float32)
+    fr = frame_signal(y, win_length=50, hop_length=20)
+    assert fr.shape == (48, 50)
+    np.testing.assert_array_equal(fr[7], y[140:190])
+    assert not fr.flags.writeable
+
+
+def test_pure_tone_mfcc_frame_count_and_dtype():
+    sr = 16000
+    n = 12345
+    # 500 Hz completes exactly 5 periods per 160-sample hop, so every frame
+    # holds the same samples and must give the same cepstrum.
+    y = np.sin(2 * np.pi * 500 * np.arange(n) / sr).astype(np.float32)
+    m = mfcc(y, FeatureConfig())
+    assert m.shape == (1 + (n - 400) // 160, 20)
+    assert m.dtype == np.float32
+    assert np.isfinite(m).all()
+    np.testing.assert_allclose(m, np.broadcast_to(m[0], m.shape), atol=2e-2)
+
+
+def test_power_spectrum_peak_at_tone_frequency():
+    sr, n_fft = 8000, 256
+    frames = frame_signal(np.sin(2 * np.pi * 1500 * np.arange(2000) / sr).astype(np.float32), win_length=200, hop_length=80)
+    p = power_spectrum(frames, n_fft=n_fft, window="hamming", preemphasis=0.97)
+    assert p.shape == (frames.shape[0], 129)
+    assert np.all(np.argmax(p, axis=1) == round(1500 * n_fft / sr))
+
+
+def test_dct_matrix_matches_scipy_orthonormal_dct():
+    x = np.random.default_rng(0).standard_normal((7, 40))
+    ours = x @ dct_matrix(40, 20).astype(np.float64)
+    np.testing.assert_allclose(ours, scipy.fft.dct(x, type=2, norm="ortho", axis=1)[:, :20], atol=1e-5)
+
+
+@pytest.mark.parametrize("sr", [8000, 16000])
+def test_mfcc_matches_librosa_with_same_framing(sr):
+    """Our MFCCs equal librosa's melspectrogram -> dB -> DCT on the same frames.
+
+    librosa centres a win_length window inside n_fft; padding the signal by
+    the difference aligns its frames with ours (center=False in both).
+    """
+    y = _noise(sr, seed=sr)
+    cfg = FeatureConfig(sr=sr, preemphasis=0.0, window="hann")
+    win, n_fft, hop = cfg.win_length, cfg.fft_size, cfg.hop_length
+    left = (n_fft - win) // 2
+    padded = np.concatenate([np.zeros(left, np.float32), y, np.zeros(n_fft - win - left, np.float32)])
+    S = librosa.feature.melspectrogram(
+        y=padded, sr=sr, n_fft=n_fft, hop_length=hop, win_length=win, window="hann",
+        center=False, power=2.0, n_mels=40, fmin=20.0, fmax=sr / 2,
+    )
+    ref = librosa.feature.mfcc(S=10 * np.log10(np.maximum(S, 1e-10)), n_mfcc=20).T
+    ours = mfcc(y, cfg)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-3)
+
+
+def test_preemphasis_is_applied_inside_each_frame():
+    cfg = FeatureConfig(preemphasis=0.9, window="hann")
+    y = _noise(4000)
+    frames = frame_signal(y, win_length=cfg.win_length, hop_length=cfg.hop_length)
+    manual = np.array([np.concatenate([[0.1 * f[0]], f[1:] - 0.9 * f[:-1]]) for f in frames.astype(np.float64)])
+    expected = power_spectrum(manual, n_fft=cfg.fft_size, window="hann", preemphasis=0.0)
+    np.testing.assert_allclose(power_spectrum(frames, n_fft=cfg.fft_size, window="hann", preemphasis=0.9), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_mfcc_of_frame_chunks_equals_mfcc_of_whole_signal():
+    """Streaming-friendliness: a frame's MFCCs depend on that frame only."""
+    cfg = FeatureConfig()
+    y = _noise(16000 * 2, seed=3)
+    whole = mfcc(y, cfg)
+    hop, win = cfg.hop_length, cfg.win_length
+    # Cut the signal into chunks, carrying the samples of incomplete frames.
+    rows, pending, start = [], np.zeros(0, np.float32), 0
+    for chunk in np.array_split(y, 7):
+        pending = np.concatenate([pending, chunk])
+        fr = frame_signal(pending, win_length=win, hop_length=hop)
+        if len(fr):
+            rows.append(mfcc_from_frames(fr, cfg))
+            pending = pending[len(fr) * hop:]
+    streamed = np.concatenate(rows)
+    assert streamed.shape == whole.shape
+    np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-4)
+
+
+# --- deltas ----------------------------------------------------------------
+
+
+def test_delta_matches_librosa_nearest_mode():
+    x = np.random.default_rng(1).standard_normal((30, 5))
+    ref = librosa.feature.delta(x, width=9, order=1, axis=0, mode="nearest")
+    np.testing.assert_allclose(delta(x, width=9), ref, atol=1e-10)
+
+
+def test_delta_of_linear_ramp_is_its_slope_in_the_interior():
+    x = (3.0 * np.arange(20))[:, None] + np.zeros((1, 2))
+    d = delta(x, width=9)
+    np.testing.assert_allclose(d[4:-4], 3.0)
+    assert d[0, 0] < 3.0  # edges repeat the first frame, so the slope shrinks
+
+
+def test_add_deltas_layout_and_short_inputs():
+    x = np.random.default_rng(2).standard_normal((3, 20)).astype(np.float32)  # fewer frames than the width
+    out = add_deltas(x, width=9)
+    assert out.shape == (3, 60) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[:, :20], x)
+    np.testing.assert_allclose(out[:, 20:40], delta(x, 9), atol=1e-6)
+    np.testing.assert_allclose(out[:, 40:], delta(delta(x, 9), 9), atol=1e-6)
+    assert add_deltas(x, order=1).shape == (3, 40)
+
+
+# --- CMVN and VAD ----------------------------------------------------------
+
+
+def test_cmvn_zero_mean_unit_variance_per_column():
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((500, 6)) * [1, 10, 0.01, 3, 100, 5] + [5, -3, 1e4, 0, 7, 2]).astype(np.float32)
+    y = cmvn(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(y.std(axis=0), 1, atol=1e-5)
+    z = cmvn(x, variance=False)
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-2)
+    np.testing.assert_allclose(z.std(axis=0), x.astype(np.float64).std(axis=0), rtol=1e-4)
+
+
+def test_cmvn_constant_column_becomes_zero():
+    x = np.column_stack([np.full(10, 4.0), np.arange(10.0)])
+    y = cmvn(x)
+    np.testing.assert_array_equal(y[:, 0], 0.0)
+    assert np.isfinite(y).all()
+
+
+def test_frame_energy_db_values():
+    frames = np.vstack([np.full(100, 0.1), np.zeros(100), np.full(100, 1.0)])
+    np.testing.assert_allclose(frame_energy_db(frames), [-20.0, -100.0, 0.0], atol=1e-5)
+
+
+def test_energy_vad_relative_and_absolute_thresholds():
+    e = np.array([-90.0, -65.0, -41.0, -39.0, -10.0])
+    np.testing.assert_array_equal(energy_vad(e, threshold_db=30, floor_db=-60), [False, False, False, True, True])
+    # A quiet but clean recording: the relative threshold alone would keep -65 dB.
+    np.testing.assert_array_equal(energy_vad(e - 50, threshold_db=30, floor_db=-60), [False] * 5)
+
+
+def _silence_then_burst(sr=16000, silence_s=0.5, burst_s=0.5):
+    rng = np.random.default_rng(5)
+    quiet = 1e-4 * rng.standard_normal(int(sr * silence_s))  # -80 dB background
+    burst = 0.3 * rng.standard_normal(int(sr * burst_s))
+    return np.concatenate([quiet, burst]).astype(np.float32)
+
+
+def test_vad_drops_leading_silence():
+    cfg = FeatureConfig()
+    y = _silence_then_burst()
+    mask = vad_mask(y, cfg)
+    starts = np.arange(len(mask)) * cfg.hop_length
+    in_silence = starts + cfg.win_length <= 8000  # frames entirely in the silence
+    in_burst = starts >= 8000
+    assert not mask[in_silence].any()
+    assert mask[in_burst].all()
+    X = extract(y, cfg)
+    assert X.shape == (int(mask.sum()), 60)
+    assert X.shape[0] < frame_count(len(y), cfg.win_length, cfg.hop_length)
+
+
+# --- whole chain -----------------------------------------------------------
+
+
+def test_extract_output_contract():
+    cfg = FeatureConfig()
+    X = extract(_noise(16000 * 2, seed=9), cfg)
+    assert X.dtype == np.float32 and X.ndim == 2 and X.shape[1] == 60
+    assert np.isfinite(X).all()
+    np.testing.assert_allclose(X.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(X.std(axis=0), 1, atol=1e-3)
+    raw = extract(_noise(16000 * 2, seed=9), FeatureConfig(vad=False, cmvn=False, deltas=False))
+    np.testing.assert_allclose(raw, mfcc(_noise(16000 * 2, seed=9)), atol=1e-6)
+
+
+def test_extract_too_short_names_the_fix():
+    with pytest.raises(FeatureError, match="too short.*frame_length_ms"):
+        extract(np.zeros(399, np.float32), FeatureConfig())
+
+
+def test_extract_silence_names_the_vad_fix():
+    with pytest.raises(FeatureError, match="vad_floor_db.*vad=False"):
+        extract(np.zeros(16000, np.float32), FeatureConfig())
+    # Without VAD, digital silence still gives finite features.
+    X = extract(np.zeros(16000, np.float32), FeatureConfig(vad=False))
+    assert np.isfinite(X).all()
+
+
+@pytest.mark.parametrize(
+    "y,msg",
+    [
+        (np.array([0.0, np.nan] * 1000, np.float32), "NaN"),
+        (np.zeros((2, 1000), np.float32), "mono 1-D"),
+        (np.zeros(1000, np.int16), "float samples"),
+    ],
+)
+def test_extract_rejects_bad_signals(y, msg):
+    with pytest.raises(FeatureError, match=msg):
+        extract(y)
+
+
+def test_48k_stereo_file_matches_16k_mono_file(tmp_path):
+    t48, t16 = np.arange(48000 * 2) / 48000, np.arange(16000 * 2) / 16000
+    side = 0.05 * np.sin(2 * np.pi * 300 * t48)  # cancels in the mono mix
+    sf.write(tmp_path / "s48.wav", np.stack([_multitone(t48) + side, _multitone(t48) - side], axis=1), 48000, subtype="FLOAT")
+    sf.write(tmp_path / "m16.wav", _multitone(t16), 16000, subtype="FLOAT")
+    raw_cfg = FeatureConfig(vad=False, cmvn=False)
+    a, b = extract_file(tmp_path / "s48.wav", raw_cfg), extract_file(tmp_path / "m16.wav", raw_cfg)
+    assert a.shape == b.shape == (198, 60)
+    # Resampling perturbs only the first and last milliseconds, which reach
+    # 8 frames into the delta-deltas; the rest agrees closely.
+    np.testing.assert_allclose(a[9:-9], b[9:-9], atol=2e-3)
+    a, b = extract_file(tmp_path / "s48.wav"), extract_file(tmp_path / "m16.wav")
+    assert a.shape == b.shape
+    assert np.abs(a - b).mean() < 0.01
+
+
+def test_extract_file_errors_name_the_file(tmp_path):
+    p = tmp_path / "quiet.wav"
+    sf.write(p, np.zeros(16000), 16000)
+    with pytest.raises(FeatureError, match=r"quiet.wav: voice activity detection kept none"):
+        extract_file(p)
+    with pytest.raises(AudioError, match="absent.wav"):
+        extract_file(tmp_path / "absent.wav")
+    short = tmp_path / "short.wav"
+    sf.write(short, _noise(100), 16000)
+    with pytest.raises(FeatureError, match="short.wav: audio too short"):
+        extract_file(short)
+
+
+def test_extract_files_keeps_order_in_process_and_in_workers(tmp_path):
+    paths = []
+    for i, seconds in enumerate([1.0, 0.3, 0.6, 0.45]):
+        p = tmp_path / f"u{i}.wav"
+        sf.write(p, _noise(int(16000 * seconds), seed=i), 16000)
+        paths.append(p)
+    cfg = FeatureConfig(vad=False)
+    serial = extract_files(paths, cfg, n_jobs=1)
+    assert [x.shape[0] for x in serial] == [frame_count(int(16000 * s), 400, 160) for s in [1.0, 0.3, 0.6, 0.45]]
+    parallel = extract_files(paths, cfg, n_jobs=2)
+    assert len(parallel) == len(paths)
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="n_jobs"):
+        extract_files(paths, cfg, n_jobs=0)
+
+
+def test_extract_files_reports_the_failing_file(tmp_path):
+    good = tmp_path / "good.wav"
+    sf.write(good, _noise(8000), 16000)
+    with pytest.raises(AudioError, match="gone.wav"):
+        extract_files([good, tmp_path / "gone.wav"], FeatureConfig(), n_jobs=1)
+
+
+# --- real recordings -------------------------------------------------------
+
+needs_data = pytest.mark.skipif(DATA is None, reason="shared datasets not found: set SPEAKER_ID_DATASETS or place them in ../shared/datasets")
+
+
+@needs_data
+def test_real_fsdd_and_librispeech_files_give_finite_features():
+    fsdd = sorted((DATA / "fsdd" / "recordings").glob("*_theo_1*.wav"))[:5]
+    libri = sorted((DATA / "librispeech-mini" / "test-other").rglob("*.flac"))[:2]
+    assert fsdd and libri, "expected FSDD and LibriSpeech files under the dataset root"
+    for paths, cfg in [(fsdd, FeatureConfig(sr=8000)), (libri, FeatureConfig())]:
+        for p in paths:
+            X = extract_file(p, cfg)
+            n_total = frame_count(sf.info(p).frames, cfg.win_length, cfg.hop_length)
+            assert X.dtype == np.float32 and X.shape[1] == 60
+            assert np.isfinite(X).all()
+            # The VAD keeps speech but drops some of the pauses.
+            assert 0.2 * n_total < X.shape[0] <= n_total
