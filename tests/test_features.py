@@ -364,8 +364,9 @@ def test_extract_files_keeps_order_in_process_and_in_workers(tmp_path):
 def test_extract_files_reports_the_failing_file(tmp_path):
     good = tmp_path / "good.wav"
     sf.write(good, _noise(8000), 16000)
-    with pytest.raises(AudioError, match="gone.wav"):
-        extract_files([good, tmp_path / "gone.wav"], FeatureConfig(), n_jobs=1)
+    for n_jobs in (1, 2):
+        with pytest.raises(AudioError, match="gone.wav.*not found"):
+            extract_files([good, tmp_path / "gone.wav", good], FeatureConfig(), n_jobs=n_jobs)
 
 
 # --- real recordings -------------------------------------------------------
