@@ -646,7 +646,8 @@ class OnlineGMM:
 
     def score_samples(self, X):
         """Log-likelihood of each frame, shape (n_frames,)."""
-        return self._density_plan().score_samples(self._check_X(X))
+        X = self._check_X(X)
+        return self._density_plan().score_samples(X)
 
     def score(self, X, y=None):
         """Mean log-likelihood per frame of ``X``."""
@@ -654,11 +655,13 @@ class OnlineGMM:
 
     def predict(self, X):
         """Most probable component of each frame, shape (n_frames,)."""
-        return self._density_plan().predict(self._check_X(X))
+        X = self._check_X(X)
+        return self._density_plan().predict(X)
 
     def predict_proba(self, X):
         """Responsibilities, shape (n_frames, n_components)."""
-        return self._density_plan().predict_proba(self._check_X(X))
+        X = self._check_X(X)
+        return self._density_plan().predict_proba(X)
 
     def bic(self, X):
         """Bayesian information criterion on ``X`` (lower is better)."""
@@ -747,4 +750,5 @@ def accumulate(model, X):
     >>> stats.zeroth.shape, stats.first.shape
     ((2,), (2, 3))
     """
-    return model._density_plan().accumulate(model._check_X(X))
+    X = model._check_X(X)
+    return model._density_plan().accumulate(X)

@@ -64,6 +64,11 @@ def read_npz(path):
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path} does not exist or is not a file; check the path.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a readable streamgmm .npz file (not a zip archive); "
+            "it is truncated or of another format."
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}

@@ -64,7 +64,7 @@ def estimate_parameters(stats: SufficientStats, covariance_type, reg_covar, vari
     idx = np.arange(d)
     cov[:, idx, idx] += reg_covar
     if variance_floor is not None:
-        cov = np.stack([floor_full_covariance(c, variance_floor) for c in cov])
+        cov = floor_full_covariance(cov, variance_floor)
     return weights, means, cov
 
 
@@ -73,22 +73,23 @@ def floor_full_covariance(cov, variance_floor):
 
     Parameters
     ----------
-    cov : ndarray of shape (D, D)
+    cov : ndarray of shape (D, D) or (K, D, D)
     variance_floor : ndarray of shape (D,), strictly positive
 
     Returns
     -------
-    ndarray of shape (D, D), symmetric, with ``cov - diag(floor)`` positive semi-definite.
+    ndarray of the shape of ``cov``, symmetric, with ``cov - diag(floor)``
+    positive semi-definite. Matrices that already satisfy it come back as they are.
     """
-    cov = 0.5 * (cov + cov.T)
-    scale = np.sqrt(variance_floor)
-    whitened = cov / np.outer(scale, scale)
-    values, vectors = np.linalg.eigh(whitened)
-    if values.min() >= 1.0:
+    cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+    outer_scale = np.outer(np.sqrt(variance_floor), np.sqrt(variance_floor))
+    values, vectors = np.linalg.eigh(cov / outer_scale)
+    low = values.min(axis=-1) < 1.0
+    if not np.any(low):
         return cov
     values = np.maximum(values, 1.0)
-    whitened = (vectors * values) @ vectors.T
-    return whitened * np.outer(scale, scale)
+    floored = (vectors * values[..., None, :]) @ np.swapaxes(vectors, -1, -2) * outer_scale
+    return np.where(low[..., None, None], floored, cov)
 
 
 def reseed_starved(weights, means, covariances, covariance_type, min_weight, rng, perturbation=0.5):

@@ -16,7 +16,9 @@ type           covariances_ shape     precisions_cholesky_
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
+
+# numpy.linalg only: scipy.linalg calls a second OpenBLAS copy whose threads
+# contend with numpy's right after the E-step's products (100x slower calls).
 
 _ILL_DEFINED = (
     "a covariance matrix is not positive definite (component {k}); the data may have "
@@ -44,15 +46,23 @@ def precisions_cholesky_from_covariances(covariances, covariance_type):
             raise ValueError(_ILL_DEFINED.format(k=k))
         return 1.0 / np.sqrt(covariances)
     stack = covariances[None] if covariance_type == "tied" else covariances
-    factors = np.empty_like(stack)
-    eye = np.eye(stack.shape[-1])
-    for k, cov in enumerate(stack):
-        try:
-            cov_chol = linalg.cholesky(cov, lower=True)
-        except linalg.LinAlgError:
-            raise ValueError(_ILL_DEFINED.format(k=k)) from None
-        factors[k] = linalg.solve_triangular(cov_chol, eye, lower=True).T
+    try:
+        cov_chol = np.linalg.cholesky(stack)
+    except np.linalg.LinAlgError:
+        k = next(i for i, c in enumerate(stack) if not _is_positive_definite(c))
+        raise ValueError(_ILL_DEFINED.format(k=k)) from None
+    # inv(L)^T is upper triangular and inv(L)^T inv(L) = inv(C); zero the
+    # round-off below the diagonal so the factor is exactly triangular.
+    factors = np.triu(np.swapaxes(np.linalg.inv(cov_chol), -1, -2))
     return factors[0] if covariance_type == "tied" else factors
+
+
+def _is_positive_definite(matrix):
+    try:
+        np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 def covariances_from_precisions(precisions, covariance_type):
@@ -63,14 +73,11 @@ def covariances_from_precisions(precisions, covariance_type):
             raise ValueError("precisions must be strictly positive.")
         return 1.0 / precisions
     stack = precisions[None] if covariance_type == "tied" else precisions
-    out = np.empty_like(stack)
-    for k, prec in enumerate(stack):
-        try:
-            chol = linalg.cholesky(prec, lower=True)
-        except linalg.LinAlgError:
-            raise ValueError(f"precision matrix {k} is not positive definite.") from None
-        inv_chol = linalg.solve_triangular(chol, np.eye(prec.shape[0]), lower=True)
-        out[k] = inv_chol.T @ inv_chol
+    try:
+        inv_chol = np.linalg.inv(np.linalg.cholesky(stack))
+    except np.linalg.LinAlgError:
+        raise ValueError("precisions_init holds a matrix that is not positive definite.") from None
+    out = np.swapaxes(inv_chol, -1, -2) @ inv_chol
     return out[0] if covariance_type == "tied" else out
 
 

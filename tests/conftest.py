@@ -1,0 +1,23 @@
+"""Shared fixtures: small generated mixtures with known parameters."""
+
+import numpy as np
+import pytest
+
+
+def make_mixture(n, weights, means, stds, seed=0, dtype=np.float64):
+    """Frames from a diagonal Gaussian mixture; returns (X, labels)."""
+    rng = np.random.default_rng(seed)
+    weights = np.asarray(weights, dtype=float)
+    labels = rng.choice(len(weights), size=n, p=weights / weights.sum())
+    means, stds = np.asarray(means, dtype=float), np.asarray(stds, dtype=float)
+    X = means[labels] + rng.standard_normal((n, means.shape[1])) * stds[labels]
+    return X.astype(dtype), labels
+
+
+@pytest.fixture
+def blobs():
+    """Four well-separated 3-D clusters, 1,200 frames."""
+    means = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 1.0], [0.0, 7.0, -2.0], [5.0, 6.0, 5.0]])
+    stds = np.array([[1.0, 0.5, 0.8], [0.7, 1.2, 1.0], [1.0, 1.0, 0.4], [0.6, 0.9, 1.1]])
+    X, labels = make_mixture(1200, [0.3, 0.2, 0.25, 0.25], means, stds, seed=3)
+    return X, labels, means, stds
