@@ -1,4 +1,4 @@
-"""Seconds per EM iteration: streamgmm vs scikit-learn vs the BLAS floor; peak memory of chunked fit.
+"""Seconds per EM iteration: streamgmm vs scikit-learn vs the BLAS floor; memory of chunked fit vs N.
 
 Every column runs on the same data and the same initial parameters in this
 one process; each number is the median of ``--repeats`` timed iterations
@@ -102,7 +102,7 @@ def bench_shape(n, d, k, covariance_type, repeats):
 
 
 MEMORY_CHILD = r"""
-import resource, sys, tracemalloc, warnings
+import resource, sys, warnings
 import numpy as np
 from streamgmm import OnlineGMM
 n, chunk = int(sys.argv[1]), 50_000
@@ -112,21 +112,22 @@ def chunks():
         rng = np.random.default_rng(i)
         m = min(chunk, n - start)
         yield rng.normal(0, 1, (m, d)) + rng.integers(0, 4, (m, 1)) * 3.0
-warm = OnlineGMM(k, covariance_type="diag", max_iter=1, random_state=0)
+def max_rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    warm.fit(np.random.default_rng(0).normal(size=(20000, d)))  # compile outside the measurement
-    tracemalloc.start()
+    # compile and load everything outside the measurement
+    OnlineGMM(k, covariance_type="diag", max_iter=1, random_state=0).fit(next(chunks()))
+    before = max_rss()
     OnlineGMM(k, covariance_type="diag", max_iter=3, tol=0, random_state=0).fit(chunks)
-peak = tracemalloc.get_traced_memory()[1]
-print(peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(before, max_rss())
 """
 
 
 def memory_row(n):
     out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(n)], capture_output=True, text=True, check=True)
-    traced, rss = (int(v) for v in out.stdout.split())
-    return traced, rss
+    before, after = (int(v) for v in out.stdout.split())
+    return before, after
 
 
 def main():
@@ -155,11 +156,12 @@ def main():
               f"{floor if floor else float('nan'):11.4f} {row['sklearn'] / row['streamgmm']:12.1f}x "
               f"{(row['streamgmm'] / floor) if floor else float('nan'):10.2f}x")
     print("\nPeak memory of chunked fit (diag, D=39, K=64, 50,000-frame chunks generated on the fly, 3 passes):")
-    print(f"{'frames':>10s} {'numpy peak (tracemalloc)':>26s} {'process max RSS':>16s}")
+    print(f"{'frames':>10s} {'data size':>10s} {'max RSS before fit':>19s} {'max RSS after fit':>18s} {'growth':>9s}")
     for n in sizes:
-        traced, rss = memory_row(n)
-        rows.append({"frames": n, "traced_peak_bytes": traced, "max_rss_bytes": rss})
-        print(f"{n:>10d} {traced / 2**20:23.1f} MiB {rss / 2**20:12.1f} MiB")
+        before, after = memory_row(n)
+        rows.append({"frames": n, "max_rss_before": before, "max_rss_after": after})
+        print(f"{n:>10d} {n * 39 * 8 / 2**20:6.0f} MiB {before / 2**20:15.1f} MiB {after / 2**20:14.1f} MiB "
+              f"{(after - before) / 2**20:5.1f} MiB")
     if args.json:
         print(json.dumps(rows))
 

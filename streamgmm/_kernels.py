@@ -101,31 +101,36 @@ def _exp_reduced(r):
     return p
 
 
+_ROWS_PER_TASK = 32
+
+
 def _normalise_rows(log_joint, log_norm):
     n, k_count = log_joint.shape
-    for r in prange(n):
-        row = log_joint[r]
-        # 2**m per column, built from its IEEE exponent bits so the loop vectorises
+    n_tasks = (n + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
+    for task in prange(n_tasks):
+        # 2**m per column, built from its IEEE exponent bits so the loops vectorise
         scale_bits = np.empty(k_count, dtype=np.int64)
-        top = row[0]
-        for k in range(1, k_count):
-            top = max(top, row[k])
-        for k in range(k_count):
-            x = max(row[k] - top, _EXP_CLAMP)
-            m = np.floor(x * _INV_LN2 + 0.5)
-            reduced = (x - m * _LN2_HI) - m * _LN2_LO
-            scale_bits[k] = (np.int64(m) + 1023) << 52
-            row[k] = _exp_reduced(reduced)
         scale = scale_bits.view(np.float64)
-        total = 0.0
-        for k in range(k_count):
-            e = row[k] * scale[k]
-            row[k] = e
-            total += e
-        log_norm[r] = top + np.log(total)
-        inv = 1.0 / total
-        for k in range(k_count):
-            row[k] *= inv
+        for r in range(task * _ROWS_PER_TASK, min(n, (task + 1) * _ROWS_PER_TASK)):
+            row = log_joint[r]
+            top = row[0]
+            for k in range(1, k_count):
+                top = max(top, row[k])
+            for k in range(k_count):
+                x = max(row[k] - top, _EXP_CLAMP)
+                m = np.floor(x * _INV_LN2 + 0.5)
+                reduced = (x - m * _LN2_HI) - m * _LN2_LO
+                scale_bits[k] = (np.int64(m) + 1023) << 52
+                row[k] = _exp_reduced(reduced)
+            total = 0.0
+            for k in range(k_count):
+                e = row[k] * scale[k]
+                row[k] = e
+                total += e
+            log_norm[r] = top + np.log(total)
+            inv = 1.0 / total
+            for k in range(k_count):
+                row[k] *= inv
 
 
 def _row_logsumexp(log_joint, log_norm):
