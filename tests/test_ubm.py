@@ -1,0 +1,65 @@
+"""UBM training over files: features cached in shards, out-of-core EM over them."""
+
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speaker_id.features import FeatureConfig, extract_file
+from speaker_id.ubm import FeatureCache, train_ubm
+from streamgmm import OnlineGMM
+
+
+def _write_voices(directory, n_files=12, sr=16000, seconds=1.0):
+    """Harmonic tones with noise, of two pitch groups, as WAV files."""
+    paths = []
+    t = np.arange(int(sr * seconds)) / sr
+    for i in range(n_files):
+        rng = np.random.default_rng(i)
+        f0 = 110.0 if i % 2 else 220.0
+        y = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 8))
+        y = 0.1 * y + 0.01 * rng.standard_normal(len(t))
+        path = directory / f"utt{i:02d}.wav"
+        sf.write(path, y.astype(np.float32), sr)
+        paths.append(path)
+    return paths
+
+
+def test_cache_shards_hold_every_frame_in_order(tmp_path):
+    paths = _write_voices(tmp_path)
+    config = FeatureConfig()
+    expected = np.concatenate([extract_file(p, config) for p in paths])
+    with FeatureCache(paths, config, n_jobs=1, shard_frames=250) as cache:
+        shards = [np.array(s) for s in cache.chunks()]
+        assert len(shards) > 1
+        assert all(len(s) >= 250 for s in shards[:-1])
+        np.testing.assert_array_equal(np.concatenate(shards), expected)
+        assert cache.n_frames == len(expected)
+        directory = cache.directory
+    assert not directory.exists()
+
+
+def test_train_ubm_equals_in_memory_em_on_the_same_frames(tmp_path):
+    paths = _write_voices(tmp_path)
+    config = FeatureConfig()
+    ubm = train_ubm(paths, config, n_components=4, max_iter=10, n_jobs=1)
+    frames = np.concatenate([extract_file(p, config) for p in paths])
+    reference = OnlineGMM(4, covariance_type="diag", max_iter=10, tol=1e-3, init_params="kmeans",
+                          random_state=0, init_size=max(100 * 4, 20_000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference.fit(frames)
+    np.testing.assert_allclose(ubm.means_, reference.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ubm.covariances_, reference.covariances_, rtol=1e-9, atol=1e-12)
+
+
+def test_too_little_audio_for_the_components(tmp_path):
+    paths = _write_voices(tmp_path, n_files=1, seconds=0.1)
+    with pytest.raises(ValueError, match="fewer than the 64 components"):
+        train_ubm(paths, FeatureConfig(), n_components=64, n_jobs=1)
+
+
+def test_no_files():
+    with pytest.raises(ValueError, match="no audio files"):
+        train_ubm([], FeatureConfig())
