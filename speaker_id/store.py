@@ -539,8 +539,9 @@ class SpeakerStore:
         self.lock_timeout = self._check_timeout(lock_timeout)
         self._manifest = None
         self._signature = None
-        self._ubm = None
-        self._ubm_checked = None  # fingerprint the UBM file was last verified against
+        self._ubm = None  # the UBM model, loaded on first use
+        self._ubm_fp = None  # its fingerprint
+        self._ubm_verified = None  # (file signature, fingerprint) of the last verified UBM file
         self._refresh(force=True)
 
     @classmethod
@@ -687,7 +688,7 @@ class SpeakerStore:
             _write_bytes_atomic(root / MANIFEST_NAME, _manifest_to_json(manifest))
             _clean_orphans(root, manifest)
         store = cls(root, lock_timeout=lock_timeout)
-        store._ubm, store._ubm_checked = ubm, fingerprint
+        store._ubm, store._ubm_fp = ubm, fingerprint
         return store
 
     @staticmethod
@@ -740,7 +741,7 @@ class SpeakerStore:
         """
         manifest = self._current()
         expected = manifest["ubm"]["fingerprint"]
-        if self._ubm is None or self._ubm_checked != expected:
+        if self._ubm is None or self._ubm_fp != expected:
             path = self._root / UBM_NAME
             if not path.is_file():
                 raise self._missing_ubm()
@@ -753,7 +754,7 @@ class SpeakerStore:
             found = ubm_fingerprint(model)
             if found != expected:
                 raise self._replaced_ubm(found, expected)
-            self._ubm, self._ubm_checked = model, expected
+            self._ubm, self._ubm_fp = model, expected
         return self._ubm
 
     @property
@@ -1088,11 +1089,12 @@ class SpeakerStore:
         raise InvalidStoreError(f"no free file name for speaker {name!r}; the manifest is damaged.")  # pragma: no cover
 
     def _refresh(self, force=False):
-        """Re-read the manifest if it changed on disk; return whether it did."""
+        """Re-read the manifest if it changed on disk, check the UBM file; return whether it changed."""
         path = self._root / MANIFEST_NAME
         try:
             if not force and self._signature is not None:
                 if _file_signature(os.stat(path)) == self._signature:
+                    self._verify_ubm_file(self._manifest["ubm"]["fingerprint"])
                     return False
             with open(path, "rb") as handle:
                 signature = _file_signature(os.fstat(handle.fileno()))
@@ -1103,8 +1105,7 @@ class SpeakerStore:
                 f"run `speaker-id train-ubm --store {self._root} ...` first."
             ) from None
         manifest = _parse_manifest(data, self._root)
-        if manifest["ubm"]["fingerprint"] != self._ubm_checked:
-            self._verify_ubm_file(manifest["ubm"]["fingerprint"])
+        self._verify_ubm_file(manifest["ubm"]["fingerprint"])
         changed = manifest != self._manifest
         self._manifest, self._signature = manifest, signature
         return changed
@@ -1114,9 +1115,14 @@ class SpeakerStore:
         return self._manifest
 
     def _verify_ubm_file(self, expected):
+        """Check that ubm.npz holds the UBM of fingerprint ``expected`` (hashed again only if the file changed)."""
         path = self._root / UBM_NAME
-        if not path.is_file():
-            raise self._missing_ubm()
+        try:
+            signature = _file_signature(os.stat(path))
+        except FileNotFoundError:
+            raise self._missing_ubm() from None
+        if self._ubm_verified == (signature, expected):
+            return
         try:
             found = ubm_fingerprint(path)
         except ValueError as exc:
@@ -1125,9 +1131,7 @@ class SpeakerStore:
             ) from None
         if found != expected:
             raise self._replaced_ubm(found, expected)
-        if self._ubm is not None and self._ubm_checked != expected:
-            self._ubm = None
-        self._ubm_checked = expected
+        self._ubm_verified = (signature, expected)
 
     def _ubm_fix(self):
         return (
