@@ -97,7 +97,6 @@ def test_fingerprint_stable_across_resaves_and_distinct(tmp_path, ubm, other_ubm
     first, second = tmp_path / "a.npz", tmp_path / "b.npz"
     ubm.save(first)
     streamgmm.load(first).save(second)
-    assert first.read_bytes() != second.read_bytes() or True  # bytes may differ (zip timestamps)
     assert ubm_fingerprint(first) == ubm_fingerprint(second) == ubm_fingerprint(ubm)
     assert ubm_fingerprint(other_ubm) != ubm_fingerprint(ubm)
 
