@@ -87,7 +87,7 @@ MANIFEST_NAME = "manifest.json"
 UBM_NAME = "ubm.npz"
 SPEAKERS_DIR = "speakers"
 LOCK_NAME = ".lock"
-ADAPTABLE = ("weights", "means", "covariances")
+ADAPTABLE = ("weights", "means", "variances")  # the names speaker_id.enroll.map_adapt takes
 DEFAULT_LOCK_TIMEOUT = 30.0
 
 _FINGERPRINT_TAG = b"speaker_id.ubm-fingerprint.v1\0"
@@ -597,7 +597,7 @@ class SpeakerStore:
             must use the same. Its ``n_features`` must equal the UBM's.
         relevance_factor : float, default 16.0
             MAP relevance factor used when speaker models are computed.
-        adapt : str or sequence of {"weights", "means", "covariances"}, default ("means",)
+        adapt : str or sequence of {"weights", "means", "variances"}, default ("means",)
             Parameters MAP adaptation moves toward the speaker's statistics.
         overwrite : bool, default False
             Replace an existing store (its UBM and settings) and **drop all its
@@ -774,7 +774,7 @@ class SpeakerStore:
 
     @property
     def adapt(self):
-        """Parameters MAP adaptation moves, a tuple drawn from ``("weights", "means", "covariances")``."""
+        """Parameters MAP adaptation moves, a tuple drawn from ``("weights", "means", "variances")``."""
         return tuple(self._current()["map"]["adapt"])
 
     @property
