@@ -1,7 +1,7 @@
 """Synthetic speech-like audio for distinct synthetic speakers.
 
 A small source-filter voice model, fast enough to build a test corpus in
-memory (several hundred times real time), so that ``speaker-id demo`` and the
+memory (about 150-200 times real time at 16 kHz), so that ``speaker-id demo`` and the
 tests run on a machine with no speech corpus. It is not meant to sound
 natural; it is meant to have the properties a GMM-UBM system relies on:
 
@@ -30,28 +30,29 @@ Signal model (per utterance)
    (the glottal flow derivative, which includes lip radiation); plus
    pitch-synchronous aspiration noise (breathiness); then a one-pole
    low-pass for the speaker's spectral tilt.
-4. Vocal tract: a cascade of second-order resonators
-   (``scipy.signal.sosfilt``, unity gain at DC). F1-F3 follow the vowel and
-   sonorant targets with linear transitions between them; above them sit
-   the fixed formants of a neutral tube (3500, 4500, ... Hz), as many as fit
-   below 0.45 * sr, and a short FIR adds the gain of the ones left out
-   (Klatt's "higher-pole correction"), so the spectrum does not collapse
-   above the last resonator. All formants are scaled by the speaker's
-   ``vocal_tract_scale``, F1-F4 also by ``1 + formant_offsets[i]``.
-   Coefficients are updated every 5 ms; at each update the filter state is
-   carried over so that ringing keeps its amplitude and phase (no clicks).
+4. Vocal tract: a cascade of second-order all-pole resonators with unity
+   gain at DC. F1-F3 follow the vowel and sonorant targets with linear
+   transitions between them; above them sit the fixed formants of a
+   neutral tube (3500, 4500, 5500, ... Hz), as many as fit below
+   0.45 * sr, and a short FIR adds the gain of the ones left out (Klatt's
+   "higher-pole correction"), so the spectrum does not collapse above the
+   last resonator. All formants are scaled by the speaker's
+   ``vocal_tract_scale``, F1-F4 also by ``1 + formant_offsets[i]``. The
+   fixed part runs first (one ``scipy.signal.sosfilt`` call), then F3, F2,
+   F1 (``scipy.signal.lfilter``, coefficients updated every 5 ms, the
+   state carried over so that ringing keeps its amplitude and phase: no
+   clicks).
 5. Fricatives: band-limited noise bursts (/s/, /sh/, /f/); /h/ is noise fed
    through the vocal tract instead of the voice source.
-6. Level: the voiced parts are scaled to an RMS of -26 dBFS (peaks are
-   turned down to -1 dBFS in the rare utterance that needs it), and a faint
+6. Level: the voiced parts are scaled to an RMS of -26 dBFS (the
+   occasional utterance whose peaks would pass -1 dBFS is turned down), and a faint
    white noise floor (-75 dBFS) is added, so the signal never contains
    digital silence (log energies stay finite). A fixed level, rather than
    peak normalisation, keeps the floor at the same distance below the
    speech in every utterance.
 
 Formant targets are the classic adult-male averages of American English
-vowels (Peterson and Barney, 1952), rounded; F4-F7 are 3500, 4500, 5500
-and 6500 Hz before scaling.
+vowels (Peterson and Barney, 1952), rounded.
 
 Examples
 --------
@@ -127,7 +128,7 @@ _H_LEVEL = 0.6  # /h/ noise RMS re voiced source RMS, before the vocal tract
 
 _HOP_SECONDS = 0.005  # formant / F0 update interval
 _LEVEL_DB = -26.0  # RMS of the voiced parts, dB re full scale
-_PEAK = 0.89  # -1 dBFS, ceiling for the (rare) loud utterance
+_PEAK = 0.89  # -1 dBFS, ceiling for the occasional loud utterance
 
 
 class Segment(NamedTuple):
@@ -161,8 +162,9 @@ class SyntheticSpeaker:
         Mean fundamental frequency in Hz (geometric mean over voiced time),
         in [50, 400].
     f0_range : float, default=2.0
-        Scale of the intonation in semitones (roughly the standard deviation
-        of the F0 contour), in [0, 12].
+        Scale of the intonation in semitones, in [0, 12]: declination and
+        pitch accents are multiples of it; the F0 contour's standard
+        deviation over voiced time comes out at about 0.6 of it.
     vocal_tract_scale : float, default=1.0
         Factor applied to all formant frequencies; inversely proportional to
         vocal-tract length. About 1.0 for an adult male, 1.15-1.2 for an
@@ -691,13 +693,13 @@ def synthesize(speaker, duration, sr=16000, seed=None, *, noise_floor_db=-75.0,
 
     Returns
     -------
-    audio : ndarray of shape (round(duration * sr),), dtype float32
+    audio : ndarray of shape (max(1, round(duration * sr)),), dtype float32
         Voiced parts at an RMS of about -26 dBFS, peaks at most -1 dBFS;
         always within [-1, 1].
     segments : list of Segment
         Only with ``return_alignment=True``: ``(start, end, kind, label)``
         in seconds, kind one of "pause", "vowel", "sonorant", "fricative";
-        the last one may extend past `duration`.
+        contiguous from 0 to the end of the audio (the last one cut there).
 
     Raises
     ------
@@ -796,7 +798,10 @@ def synthesize(speaker, duration, sr=16000, seed=None, *, noise_floor_db=-75.0,
         speech += 10.0 ** (noise_floor_db / 20.0) * rng.standard_normal(n)
     audio = np.clip(speech, -1.0, 1.0).astype(np.float32)
     if return_alignment:
-        return audio, plan["segments"]
+        end = n / sr
+        segments = [seg._replace(end=min(seg.end, end))
+                    for seg in plan["segments"] if seg.start < end]
+        return audio, segments
     return audio
 
 
