@@ -109,6 +109,28 @@ def chunk_source(X):
     raise ValueError(f"X must be an array, an iterable of chunks or a callable, got {type(X).__name__}.")
 
 
+def _coalesced(chunks, n_features, min_rows):
+    """Validate chunks and join consecutive small ones into blocks of at least ``min_rows``.
+
+    Statistics add, so accumulating the joined block equals accumulating its
+    parts; joining only saves the per-call overhead of many tiny chunks (for
+    example one short utterance each). Large chunks pass through uncopied.
+    """
+    pending, pending_rows = [], 0
+    for i, chunk in enumerate(chunks):
+        chunk = check_frames(chunk, n_features=n_features, name=f"chunk {i}")
+        if not pending and chunk.shape[0] >= min_rows:
+            yield chunk
+            continue
+        pending.append(chunk)
+        pending_rows += chunk.shape[0]
+        if pending_rows >= min_rows:
+            yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+            pending, pending_rows = [], 0
+    if pending:
+        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+
+
 class OnlineGMM:
     """Gaussian mixture learnt by out-of-core batch EM (``fit``) or online EM (``partial_fit``).
 
@@ -463,9 +485,8 @@ class OnlineGMM:
     def _accumulate_source(self, source):
         plan = self._density_plan()
         total = None
-        for i, chunk in enumerate(source()):
-            chunk = check_frames(chunk, n_features=self.n_features_in_, name=f"chunk {i}")
-            stats = plan.accumulate(chunk)
+        for block in _coalesced(source(), self.n_features_in_, plan.block_size):
+            stats = plan.accumulate(block)
             if total is None:
                 total = stats
             else:
