@@ -1,0 +1,325 @@
+"""The ``speaker-id`` command: argument parsing and printing only.
+
+Exit codes
+----------
+0  success (``verify``: accepted; ``identify``: a speaker was found)
+1  a negative decision (``verify``: rejected; ``identify``: unknown speaker)
+2  usage error (bad or missing arguments)
+3  bad input: a missing, unreadable or unusable audio file, an unknown
+   speaker, a corpus that does not follow the protocol
+4  store problem: no store, a corrupt or foreign file, a locked store
+130 interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_INPUT, EXIT_STORE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+EPILOG = """exit codes: 0 success or accepted; 1 rejected or unknown speaker; 2 usage error;
+3 bad input (audio, speaker name, corpus); 4 store problem; 130 interrupted"""
+
+
+def _add_common(parser, store=True):
+    if store:
+        parser.add_argument("--store", required=True, metavar="STORE", help="speaker store directory")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speaker-id",
+        description="GMM-UBM speaker recognition: train a background model, enroll speakers, "
+                    "verify and identify them from recordings.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("train-ubm", help="train the universal background model of a new store",
+                       description="Train a UBM on audio files, directories or a Kaldi wav.scp and "
+                                   "create the store STORE with it.", epilog=EPILOG)
+    _add_common(p)
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files, directories, or a Kaldi wav.scp")
+    p.add_argument("--components", type=int, default=128, metavar="K", help="Gaussian components (default 128)")
+    p.add_argument("--sr", type=int, default=16000, help="feature sample rate in Hz; audio is resampled (default 16000)")
+    p.add_argument("--max-iter", type=int, default=50, help="EM passes at most (default 50)")
+    p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor (default 16)")
+    p.add_argument("--adapt", default="means", help="comma-separated MAP-adapted parameters among "
+                   "weights,means,variances (default means)")
+    p.add_argument("--jobs", type=int, default=2, help="feature extraction processes (default 2)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store's UBM and drop its speakers")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("enroll", help="enroll a speaker, or add audio to an enrolled one",
+                       description="Enroll SPEAKER from AUDIO files (adds to the speaker's earlier "
+                                   "audio unless --replace).", epilog=EPILOG)
+    _add_common(p)
+    p.add_argument("speaker", metavar="SPEAKER")
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or directories")
+    p.add_argument("--replace", action="store_true", help="forget the speaker's earlier audio")
+
+    p = sub.add_parser("verify", help="is AUDIO spoken by SPEAKER?",
+                       description="Score AUDIO against SPEAKER (average log-likelihood ratio per "
+                                   "frame against the UBM) and accept when it reaches the threshold.",
+                       epilog=EPILOG)
+    _add_common(p)
+    p.add_argument("speaker", metavar="SPEAKER")
+    p.add_argument("audio", metavar="AUDIO")
+    p.add_argument("--threshold", type=float, default=0.0, help="accept at or above this score (default 0.0)")
+    p.add_argument("--top-c", type=int, default=5, help="components per frame in fast scoring (default 5)")
+    p.add_argument("--exact", action="store_true", help="score with every component (slower)")
+
+    p = sub.add_parser("identify", help="who speaks in AUDIO?",
+                       description="Score AUDIO against every enrolled speaker and name the best; "
+                                   "with --threshold, 'unknown' when the best scores below it.",
+                       epilog=EPILOG)
+    _add_common(p)
+    p.add_argument("audio", metavar="AUDIO")
+    p.add_argument("--threshold", type=float, default=None, help="open-set threshold (default: closed set)")
+    p.add_argument("--top-c", type=int, default=5, help="components per frame in fast scoring (default 5)")
+    p.add_argument("--exact", action="store_true", help="score with every component (slower)")
+
+    p = sub.add_parser("list", help="list the enrolled speakers", epilog=EPILOG)
+    _add_common(p)
+
+    p = sub.add_parser("remove", help="remove an enrolled speaker", epilog=EPILOG)
+    _add_common(p)
+    p.add_argument("speaker", metavar="SPEAKER")
+
+    p = sub.add_parser("evaluate", help="run a verification/identification protocol over a corpus",
+                       description="Train a UBM, enroll and score a whole corpus, and print EER, "
+                                   "minDCF and identification accuracy.", epilog=EPILOG)
+    _add_common(p, store=False)
+    p.add_argument("directory", metavar="DIR", help="corpus directory (see --protocol)")
+    p.add_argument("--protocol", choices=("fsdd", "kaldi"), required=True,
+                   help="fsdd: DIR holds {digit}_{speaker}_{index}.wav, index 0-4 test, 5-49 train; "
+                        "kaldi: DIR/train and DIR/test Kaldi data directories")
+    p.add_argument("--components", type=int, default=128, metavar="K", help="UBM components (default 128)")
+    p.add_argument("--norm", choices=("none", "znorm", "tnorm", "ztnorm", "snorm"), default="tnorm",
+                   help="score normalisation for EER/minDCF; cohort = the other enrolled speakers (default tnorm)")
+    p.add_argument("--relevance-factor", type=float, default=16.0)
+    p.add_argument("--top-c", type=int, default=5)
+    p.add_argument("--sr", type=int, default=None, help="feature sample rate (default 8000 fsdd, 16000 kaldi)")
+    p.add_argument("--p-target", type=float, default=0.01, help="target prior of minDCF (default 0.01)")
+    p.add_argument("--scores-out", metavar="FILE", help="write every trial as 'model test score target'")
+    p.add_argument("--det", metavar="PNG", help="write the DET curve (needs matplotlib)")
+    p.add_argument("--jobs", type=int, default=2)
+
+    p = sub.add_parser("demo", help="run the whole pipeline end to end",
+                       description="Without arguments: synthesise speakers in-process, train a UBM, "
+                                   "enroll, verify and identify them. With --fsdd DIR: the FSDD protocol.",
+                       epilog=EPILOG)
+    _add_common(p, store=False)
+    p.add_argument("--fsdd", metavar="DIR", help="FSDD recordings directory to evaluate instead")
+    p.add_argument("--speakers", type=int, default=8, help="synthetic speakers to enroll (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+# ------------------------------------------------------------------ commands
+def _audio_paths(items):
+    from .datasets import read_wav_scp, scan_audio
+
+    paths = []
+    for item in items:
+        if Path(item).name == "wav.scp" or item.endswith(".scp"):
+            paths.extend(read_wav_scp(item).values())
+        else:
+            paths.extend(scan_audio([item]))
+    return paths
+
+
+def cmd_train_ubm(args, out):
+    from .features import FeatureConfig
+    from .store import SpeakerStore
+    from .ubm import train_ubm
+
+    paths = _audio_paths(args.audio)
+    adapt = tuple(a.strip() for a in args.adapt.split(",") if a.strip())
+    config = FeatureConfig(sr=args.sr)
+    ubm = train_ubm(paths, config, n_components=args.components, max_iter=args.max_iter,
+                    n_jobs=args.jobs, progress=not (args.quiet or args.json))
+    store = SpeakerStore.create(args.store, ubm, config, relevance_factor=args.relevance_factor,
+                                adapt=adapt, overwrite=args.overwrite)
+    result = {"store": str(store.path), "files": len(paths), "components": args.components,
+              "iterations": ubm.n_iter_, "converged": bool(ubm.converged_),
+              "log_likelihood_per_frame": float(ubm.lower_bound_)}
+    out(result, f"trained a {args.components}-component UBM on {len(paths)} files "
+                f"({ubm.n_iter_} EM passes, {'converged' if ubm.converged_ else 'not converged'}); "
+                f"store created at {store.path}")
+    return EXIT_OK
+
+
+def cmd_enroll(args, out):
+    from .pipeline import enroll_files
+    from .store import SpeakerStore
+
+    store = SpeakerStore.open(args.store)
+    paths = _audio_paths(args.audio)
+    entry = enroll_files(store, args.speaker, paths, mode="replace" if args.replace else "add")
+    out(dict(entry, speaker=args.speaker),
+        f"enrolled {args.speaker!r}: {entry['n_utterances']} utterances, {entry['n_frames']} speech frames in all")
+    return EXIT_OK
+
+
+def cmd_verify(args, out):
+    from .pipeline import verify_file
+    from .store import SpeakerStore
+
+    store = SpeakerStore.open(args.store)
+    result = verify_file(store, args.speaker, args.audio, threshold=args.threshold,
+                         top_c=None if args.exact else args.top_c)
+    verdict = "ACCEPT" if result["accepted"] else "REJECT"
+    out(result, f"{verdict} {args.speaker!r}: score {result['score']:+.3f} (threshold {args.threshold:+.3f})")
+    return EXIT_OK if result["accepted"] else EXIT_NEGATIVE
+
+
+def cmd_identify(args, out):
+    from .pipeline import identify_file
+    from .store import SpeakerStore
+
+    store = SpeakerStore.open(args.store)
+    result = identify_file(store, args.audio, threshold=args.threshold,
+                           top_c=None if args.exact else args.top_c)
+    ranking = ", ".join(f"{name} {score:+.3f}" for name, score in list(result["scores"].items())[:5])
+    who = result["speaker"] if result["speaker"] is not None else "unknown"
+    out(result, f"{who} (score {result['score']:+.3f}); best: {ranking}")
+    return EXIT_OK if result["speaker"] is not None else EXIT_NEGATIVE
+
+
+def cmd_list(args, out):
+    from .store import SpeakerStore
+
+    store = SpeakerStore.open(args.store)
+    entries = [store.info(name) for name in store.speakers()]
+    lines = [f"{e['name']}\t{e['n_utterances']} utterances\t{e['n_frames']} frames\tupdated {e['updated']}"
+             for e in entries]
+    out({"store": str(store.path), "speakers": entries},
+        "\n".join(lines) if lines else f"no speakers enrolled in {store.path}")
+    return EXIT_OK
+
+
+def cmd_remove(args, out):
+    from .store import SpeakerStore
+
+    store = SpeakerStore.open(args.store)
+    store.remove(args.speaker)
+    out({"removed": args.speaker}, f"removed {args.speaker!r}")
+    return EXIT_OK
+
+
+def _print_evaluation(result, out):
+    summary = result.summary()
+    text = (
+        f"protocol {result.protocol}: {result.n_speakers} speakers, {result.n_train_utterances} UBM "
+        f"utterances, {result.n_enroll_utterances} enrollment, {result.n_test_utterances} test; "
+        f"{summary['n_trials']} trials ({summary['n_target_trials']} target)\n"
+        f"identification accuracy  {100 * result.accuracy:6.2f} %  (closed set, raw scores)\n"
+        f"EER                      {100 * result.eer:6.2f} %  ({result.norm}; raw {100 * result.raw_eer:.2f} %)\n"
+        f"minDCF (p_target={result.settings['p_target']})  {result.min_dcf:.4f}\n"
+        f"time: features {result.seconds['features']:.1f}s, UBM {result.seconds['ubm']:.1f}s "
+        f"({result.settings['ubm_iterations']} passes), enroll+score {result.seconds['enroll_and_score']:.1f}s"
+    )
+    out(summary, text)
+
+
+def cmd_evaluate(args, out):
+    from .pipeline import evaluate
+
+    result = evaluate(args.protocol, args.directory, n_components=args.components, sr=args.sr,
+                      relevance_factor=args.relevance_factor, top_c=args.top_c, norm=args.norm,
+                      n_jobs=args.jobs, p_target=args.p_target)
+    if args.scores_out:
+        _write_trials(args.scores_out, result.trials)
+    if args.det:
+        from . import metrics
+
+        scores = [t[2] for t in result.trials]
+        labels = [t[3] for t in result.trials]
+        metrics.plot_det({f"GMM-UBM {args.components} ({args.norm})": (scores, labels)}, args.det)
+    _print_evaluation(result, out)
+    return EXIT_OK
+
+
+def _write_trials(path, trials):
+    import os
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".scores-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for model, test, score, target in trials:
+                handle.write(f"{model} {test} {score:.6f} {target}\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def cmd_demo(args, out):
+    from .demo import run_demo, run_fsdd_demo
+
+    if args.fsdd:
+        result = run_fsdd_demo(args.fsdd, progress=not args.json)
+        _print_evaluation(result, out)
+        return EXIT_OK
+    report = run_demo(n_speakers=args.speakers, seed=args.seed, log=None if args.json else print)
+    out(report, report["summary"])
+    return EXIT_OK
+
+
+COMMANDS = {
+    "train-ubm": cmd_train_ubm, "enroll": cmd_enroll, "verify": cmd_verify, "identify": cmd_identify,
+    "list": cmd_list, "remove": cmd_remove, "evaluate": cmd_evaluate, "demo": cmd_demo,
+}
+
+
+def _exit_code_for(exc) -> int:
+    from .store import StoreError, UnknownSpeakerError
+
+    if isinstance(exc, UnknownSpeakerError):
+        return EXIT_INPUT
+    if isinstance(exc, StoreError):
+        return EXIT_STORE
+    return EXIT_INPUT
+
+
+def _message(exc) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(text.split())  # one line
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def out(payload, text):
+        if args.json:
+            print(json.dumps(payload, default=str))
+        else:
+            print(text)
+
+    from .store import StoreError
+
+    try:
+        return COMMANDS[args.command](args, out)
+    except KeyboardInterrupt:
+        print("speaker-id: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, KeyError, OSError, ImportError, TimeoutError, StoreError) as exc:
+        code = _exit_code_for(exc)
+        if args.json:
+            print(json.dumps({"error": _message(exc), "exit_code": code}))
+        print(f"speaker-id: error: {_message(exc)}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
