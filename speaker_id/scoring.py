@@ -139,6 +139,27 @@ def _logsumexp_rows(a):
     return top + np.log(np.sum(np.exp(a - top[:, None]), axis=1))
 
 
+@njit(parallel=True, cache=True)
+def _select_top(log_joint, index, selected):
+    """Per row, the ``C = index.shape[1]`` largest entries in decreasing order (insertion)."""
+    n, k_count = log_joint.shape
+    n_sel = index.shape[1]
+    for t in prange(n):
+        for j in range(n_sel):
+            selected[t, j] = -np.inf
+            index[t, j] = -1
+        for k in range(k_count):
+            value = log_joint[t, k]
+            if value > selected[t, n_sel - 1] or index[t, n_sel - 1] < 0:
+                j = n_sel - 1
+                while j > 0 and (value > selected[t, j - 1] or index[t, j - 1] < 0):
+                    selected[t, j] = selected[t, j - 1]
+                    index[t, j] = index[t, j - 1]
+                    j -= 1
+                selected[t, j] = value
+                index[t, j] = k
+
+
 def top_components(log_joint, top_c):
     """The ``top_c`` components with the highest weighted log-densities, per frame.
 
@@ -153,23 +174,40 @@ def top_components(log_joint, top_c):
     Returns
     -------
     index : ndarray of shape (n_frames, C), int
-        Selected components (in no particular order within a row).
+        Selected components, best first (ties: the lower index first);
+        all components in order when every one is selected.
     selected : ndarray of shape (n_frames, C)
         ``log_joint`` at those components.
 
     Examples
     --------
     >>> joint = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]]))
-    >>> index, _ = top_components(joint, 2)
-    >>> np.sort(index, axis=1)
+    >>> top_components(joint, 2)[0]
     array([[1, 2],
            [0, 2]])
     """
+    log_joint = np.ascontiguousarray(log_joint, dtype=np.float64)
     n, k = log_joint.shape
     if top_c is None or top_c >= k:
         return np.broadcast_to(np.arange(k), (n, k)), log_joint
-    index = np.argpartition(log_joint, k - top_c, axis=1)[:, k - top_c:]
-    return index, np.take_along_axis(log_joint, index, axis=1)
+    index = np.empty((n, top_c), dtype=np.int64)
+    selected = np.empty((n, top_c))
+    _select_top(log_joint, index, selected)
+    return index, selected
+
+
+@njit(parallel=True, cache=True)
+def _pair_offsets(X, means, scaled, bias, index, out):
+    """``out[t, j] = bias[k] + sum_d (X[t, d] - means[k, d]) * scaled[k, d]`` with ``k = index[t, j]``."""
+    n, n_sel = index.shape
+    d_count = X.shape[1]
+    for t in prange(n):
+        for j in range(n_sel):
+            k = index[t, j]
+            acc = bias[k]
+            for d in range(d_count):
+                acc += (np.float64(X[t, d]) - means[k, d]) * scaled[k, d]
+            out[t, j] = acc
 
 
 def llr(ubm, speaker, X, top_c=5):
@@ -201,6 +239,12 @@ def llr(ubm, speaker, X, top_c=5):
         If ``X`` has another number of features than the UBM, or the speaker
         has another number of components or features (a model of another UBM).
 
+    Notes
+    -----
+    With ``top_c`` set and a speaker adapted in its means only, the speaker's
+    log-densities are computed for the selected components only (the offset
+    form of the module notes), about twice as fast as evaluating all of them.
+
     Examples
     --------
     >>> import numpy as np
@@ -219,7 +263,15 @@ def llr(ubm, speaker, X, top_c=5):
     if c is None:
         return float(np.mean(speaker._density_plan().score_samples(X) - ubm._density_plan().score_samples(X)))
     index, selected = top_components(ubm._density_plan().log_joint(X), c)
-    speaker_selected = np.take_along_axis(speaker._density_plan().log_joint(X), index, axis=1)
+    if _is_means_only(ubm, speaker):
+        # only the selected components' offsets are needed (see the module notes)
+        delta = speaker.means_ - ubm.means_
+        scaled = ubm.precisions_ * delta
+        offsets = np.empty(selected.shape)
+        _pair_offsets(X, ubm.means_, scaled, -0.5 * np.sum(scaled * delta, axis=1), index, offsets)
+        speaker_selected = selected + offsets
+    else:
+        speaker_selected = np.take_along_axis(speaker._density_plan().log_joint(X), index, axis=1)
     return float(np.mean(_logsumexp_rows(speaker_selected) - _logsumexp_rows(selected)))
 
 

@@ -125,8 +125,14 @@ def test_adapted_speaker_scores_higher_on_its_own_gaussian(ubm):
 def test_top_components():
     joint = np.array([[0.0, 3.0, 1.0, 2.0], [5.0, -1.0, 4.0, 0.0]])
     index, selected = top_components(joint, 2)
-    np.testing.assert_array_equal(np.sort(index, axis=1), [[1, 3], [0, 2]])
-    np.testing.assert_array_equal(np.sort(selected, axis=1), [[2.0, 3.0], [4.0, 5.0]])
+    np.testing.assert_array_equal(index, [[1, 3], [0, 2]])  # best first
+    np.testing.assert_array_equal(selected, [[3.0, 2.0], [5.0, 4.0]])
+    index, _ = top_components(np.array([[1.0, 2.0, 2.0, 2.0]]), 2)  # ties: lower index first
+    np.testing.assert_array_equal(index, [[1, 2]])
+    rng = np.random.default_rng(0)
+    wide = rng.normal(size=(50, 30))
+    index, selected = top_components(wide, 7)
+    np.testing.assert_array_equal(index, np.argsort(-wide, axis=1)[:, :7])
     index, selected = top_components(joint, None)
     np.testing.assert_array_equal(index, [[0, 1, 2, 3]] * 2)
 
