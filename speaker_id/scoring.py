@@ -351,6 +351,35 @@ def _sum_frame_llrs(G, rows, log_post, partial):
                 acc[s] += top[s] + np.log(total[s])
 
 
+@njit(parallel=True, cache=True, fastmath=_FAST_MATH)
+def _logaddexp_into(G, log_post, top, total):
+    """Fold ``v = log_post[t] + G[t, s]`` into a running log-sum-exp ``top + log(total)``.
+
+    G, top, total : (T, S); log_post : (T,). Branch-free so the loop over
+    speakers vectorises: ``total <- total * exp(top - new_top) + exp(v - new_top)``.
+    """
+    n, n_speakers = G.shape
+    for t in prange(n):
+        lp = log_post[t]
+        scale_bits = np.empty(n_speakers, dtype=np.int64)
+        scale = scale_bits.view(np.float64)
+        poly = np.empty(n_speakers)
+        for s in range(n_speakers):
+            v = G[t, s] + lp
+            x = max(-abs(v - top[t, s]), _EXP_MIN)  # exp of (smaller - larger)
+            m = np.floor(x * _INV_LN2 + 0.5)
+            poly[s] = _expm_poly((x - m * _LN2_HI) - m * _LN2_LO)
+            scale_bits[s] = (np.int64(m) + 1023) << 52
+        for s in range(n_speakers):
+            v = G[t, s] + lp
+            e = poly[s] * scale[s]
+            if v > top[t, s]:
+                total[t, s] = total[t, s] * e + 1.0
+                top[t, s] = v
+            else:
+                total[t, s] = total[t, s] + e
+
+
 class SpeakerScorer:
     """Score one utterance against many speakers of one UBM at once.
 
@@ -476,7 +505,10 @@ class SpeakerScorer:
         ubm_ll = _logsumexp_rows(selected)
         if self.n_stacked_:
             log_post = selected - ubm_ll[:, None]
-            scores[self._stacked] = self._stacked_scores(X, index, log_post)
+            if self.top_c is None:
+                scores[self._stacked] = self._stacked_scores_all(X, log_post)
+            else:
+                scores[self._stacked] = self._stacked_scores(X, index, log_post)
         for i, model in self._others:
             if self.top_c is None:
                 spk = model._density_plan().score_samples(X)
@@ -514,6 +546,37 @@ class SpeakerScorer:
             _sum_frame_llrs(G, rows.reshape(stop - start, n_sel),
                             np.ascontiguousarray(log_post[start:stop]), partial)
         return partial.sum(axis=0) / n
+
+
+    def _stacked_scores_all(self, X, log_post):
+        """Exact scores (every component): a running log-sum-exp over the components.
+
+        Per component one product ``[X - mu_k, 1] @ W_k`` for all frames of a
+        block gives ``g`` for every frame and speaker; a Numba pass folds
+        ``log_post[:, k] + g`` into the running maximum and sum.
+        """
+        weights = self._weights
+        k_count, width, s_count = weights.shape
+        d = width - 1
+        n = X.shape[0]
+        means = self.ubm.means_
+        rows_per_block = max(1, _BLOCK_BYTES // (3 * s_count * 8))
+        post_by_component = np.ascontiguousarray(log_post.T)
+        total_scores = np.zeros(s_count)
+        for start in range(0, n, rows_per_block):
+            stop = min(n, start + rows_per_block)
+            block = np.asarray(X[start:stop], dtype=np.float64)
+            design = np.empty((stop - start, width), dtype=self.dtype)
+            design[:, d] = 1.0
+            G = np.empty((stop - start, s_count), dtype=self.dtype)
+            top = np.full((stop - start, s_count), -np.inf)
+            total = np.zeros((stop - start, s_count))
+            for k in range(k_count):
+                design[:, :d] = block - means[k]
+                np.dot(design, weights[k], out=G)
+                _logaddexp_into(G, post_by_component[k, start:stop], top, total)
+            total_scores += np.sum(top + np.log(total), axis=0)
+        return total_scores / n
 
 
 # ---------------------------------------------------------------- decisions

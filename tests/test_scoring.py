@@ -180,8 +180,10 @@ def test_stacked_scorer_equals_per_speaker_llr(ubm, speakers, top_c):
 def test_stacked_scorer_in_blocks_and_float32(ubm, speakers, monkeypatch):
     X = draw(ubm, 301, -0.2, 10)
     reference = SpeakerScorer(ubm, speakers, top_c=3).score(X)
+    exact = SpeakerScorer(ubm, speakers, top_c=None).score(X)
     monkeypatch.setattr(scoring, "_BLOCK_BYTES", 1000)  # a few frames per block
     np.testing.assert_allclose(SpeakerScorer(ubm, speakers, top_c=3).score(X), reference, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(SpeakerScorer(ubm, speakers, top_c=None).score(X), exact, rtol=0, atol=1e-9)
     single = SpeakerScorer(ubm, speakers, top_c=3, dtype=np.float32).score(X)
     np.testing.assert_allclose(single, reference, rtol=0, atol=1e-4)
 
