@@ -1,0 +1,190 @@
+"""The speaker-id command end to end on synthetic voices, and its handling of bad input."""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speaker_id.cli import main
+from speaker_id.synth import make_corpus
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory):
+    """WAV files of 10 synthetic speakers, 5 utterances each: spk000..spk003 enroll, the rest train the UBM."""
+    root = tmp_path_factory.mktemp("voices")
+    by_speaker = {}
+    for utt in make_corpus(10, 5, 2.5, sr=SR, seed=3):
+        path = root / utt.speaker_id / f"{utt.utt_id}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, utt.audio, SR)
+        by_speaker.setdefault(utt.speaker_id, []).append(path)
+    return root, by_speaker
+
+
+@pytest.fixture(scope="module")
+def store(voices, tmp_path_factory):
+    root, by_speaker = voices
+    store = tmp_path_factory.mktemp("stores") / "store"
+    background = [str(root / f"spk{i:03d}") for i in range(4, 10)]
+    assert main(["train-ubm", "--store", str(store), "--components", "16", "--max-iter", "15",
+                 "--jobs", "1", "--quiet", *background]) == 0
+    for name in ("spk000", "spk001", "spk002", "spk003"):
+        assert main(["enroll", "--store", str(store), name, *map(str, by_speaker[name][:3])]) == 0
+    return store
+
+
+def _digest(directory: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.name != ".lock":
+            h.update(str(path.relative_to(directory)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_store_holds_a_plain_streamgmm_ubm(store):
+    import streamgmm
+
+    ubm = streamgmm.load(store / "ubm.npz")
+    assert ubm.n_components == 16 and ubm.n_features_in_ == 60
+
+
+def test_list_shows_the_enrolled_speakers(store, capsys):
+    assert main(["list", "--store", str(store), "--json"]) == 0
+    listing = _json(capsys)
+    assert [e["name"] for e in listing["speakers"]] == ["spk000", "spk001", "spk002", "spk003"]
+    assert all(e["n_utterances"] == 3 for e in listing["speakers"])
+
+
+def test_identify_held_out_recordings(store, voices, capsys):
+    _, by_speaker = voices
+    correct = 0
+    for name in ("spk000", "spk001", "spk002", "spk003"):
+        for path in by_speaker[name][3:]:
+            assert main(["identify", "--store", str(store), str(path), "--json"]) == 0
+            correct += _json(capsys)["speaker"] == name
+    assert correct >= 7  # of 8
+
+
+def test_verify_accepts_the_speaker_and_rejects_another(store, voices, capsys):
+    _, by_speaker = voices
+    own = by_speaker["spk001"][4]
+    assert main(["verify", "--store", str(store), "spk001", str(own), "--json"]) == 0
+    target = _json(capsys)
+    code = main(["verify", "--store", str(store), "spk002", str(own), "--json", "--threshold",
+                 str(target["score"])])
+    impostor = _json(capsys)
+    assert impostor["score"] < target["score"]
+    assert code == 1 and impostor["accepted"] is False
+
+
+def test_open_set_identification_says_unknown(store, voices, capsys):
+    _, by_speaker = voices
+    stranger = by_speaker["spk009"][0]
+    assert main(["identify", "--store", str(store), str(stranger), "--threshold", "100", "--json"]) == 1
+    assert _json(capsys)["speaker"] is None
+
+
+def test_enrolling_more_later_equals_enrolling_at_once(store, voices, tmp_path):
+    from speaker_id.store import SpeakerStore
+
+    _, by_speaker = voices
+    files = list(map(str, by_speaker["spk005"][:4]))
+    assert main(["enroll", "--store", str(store), "split", *files[:2]]) == 0
+    assert main(["enroll", "--store", str(store), "split", *files[2:]]) == 0
+    assert main(["enroll", "--store", str(store), "whole", *files]) == 0
+    opened = SpeakerStore.open(store)
+    split, whole = opened.load_stats("split"), opened.load_stats("whole")
+    np.testing.assert_allclose(split.first, whole.first, rtol=1e-10, atol=1e-8)
+    assert opened.info("split")["n_utterances"] == 4
+    assert main(["remove", "--store", str(store), "split"]) == 0
+    assert main(["remove", "--store", str(store), "whole"]) == 0
+    assert "split" not in SpeakerStore.open(store)
+
+
+# ------------------------------------------------------------------ bad input
+def _expect_error(capsys, argv, code, *needles):
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("speaker-id: error: ")
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_bad_input_gives_one_line_and_leaves_the_store_alone(store, voices, tmp_path, capsys):
+    _, by_speaker = voices
+    before = _digest(store)
+    s = str(store)
+    missing = str(tmp_path / "nope.wav")
+    _expect_error(capsys, ["verify", "--store", s, "spk000", missing], 3, "nope.wav")
+    _expect_error(capsys, ["enroll", "--store", s, "spk000", missing], 3, "nope.wav")
+    _expect_error(capsys, ["verify", "--store", s, "spk0000", str(by_speaker["spk000"][4])], 3, "spk000")
+    nan_file = tmp_path / "nan.wav"
+    audio = np.zeros(SR, dtype=np.float32)
+    audio[100] = np.nan
+    sf.write(nan_file, audio, SR, subtype="FLOAT")
+    _expect_error(capsys, ["enroll", "--store", s, "spk000", str(nan_file)], 3, "nan.wav")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.float32), SR)
+    _expect_error(capsys, ["identify", "--store", s, str(empty)], 3, "empty.wav")
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(SR, dtype=np.float32), SR)
+    _expect_error(capsys, ["enroll", "--store", s, "new", str(silence)], 3, "silence.wav")
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    _expect_error(capsys, ["enroll", "--store", s, "spk000", str(by_speaker["spk000"][3]), str(text)], 3,
+                  "notes.wav")
+    assert _digest(store) == before
+
+
+def test_store_problems_exit_4(tmp_path, voices, capsys):
+    _, by_speaker = voices
+    wav = str(by_speaker["spk000"][0])
+    _expect_error(capsys, ["identify", "--store", str(tmp_path / "absent"), wav], 4)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{ not json")
+    _expect_error(capsys, ["list", "--store", str(broken)], 4, "manifest")
+
+
+def test_wav_scp_pipes_are_refused_not_run(tmp_path, capsys):
+    marker = tmp_path / "ran"
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"utt1 touch {marker} |\n")
+    _expect_error(capsys, ["train-ubm", "--store", str(tmp_path / "s"), "--quiet", str(scp)], 3)
+    assert not marker.exists()
+    assert not (tmp_path / "s").exists()
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as info:
+        main(["verify", "--store", "x"])
+    assert info.value.code == 2
+
+
+def test_demo_runs_end_to_end(capsys):
+    assert main(["demo", "--speakers", "4", "--json"]) == 0
+    report = _json(capsys)
+    assert report["accuracy"] >= 0.75
+    assert report["eer"] < 0.25
+
+
+def test_console_script_is_installed():
+    import shutil
+    import subprocess
+
+    exe = shutil.which("speaker-id") or os.path.join(os.path.dirname(os.sys.executable), "speaker-id")
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "enroll" in out.stdout and "exit codes" in out.stdout
