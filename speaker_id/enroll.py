@@ -307,7 +307,7 @@ def _new_model_like(ubm, weights, means, covariances, stats):
     return model
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SpeakerModel:
     """A speaker's statistics (the persistent state) with the model adapted from them.
 
@@ -320,6 +320,9 @@ class SpeakerModel:
         ``map_adapt(ubm, stats, relevance_factor, adapt)``.
     relevance_factor : float, default=16.0
     adapt : tuple of str, default=("means",)
+
+    Instances compare by identity (they hold arrays); compare ``stats`` or
+    ``model`` parameters explicitly.
 
     Examples
     --------

@@ -43,6 +43,7 @@ from streamgmm import OnlineGMM
 
 __all__ = [
     "llr",
+    "top_components",
     "SpeakerScorer",
     "verify",
     "identify",
@@ -108,7 +109,8 @@ def _model_from_means(ubm, means):
     model = OnlineGMM(**ubm.get_params())
     model._set_parameters(ubm.weights_.copy(), means, ubm.covariances_.copy(),
                           shift=np.array(ubm.shift_), source="speaker means")
-    model.variance_floor_ = getattr(ubm, "variance_floor_", None)
+    floor = getattr(ubm, "variance_floor_", None)
+    model.variance_floor_ = None if floor is None else np.array(floor)
     model.converged_, model.n_iter_, model.n_updates_ = True, 0, 0
     model.lower_bound_, model.lower_bounds_ = float("nan"), []
     return model
