@@ -14,27 +14,9 @@ together. The repository ships the result for the layout
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from speaker_id.datasets import load_librispeech_dir
-
-
-def write_dir(utterances, directory: Path, base: Path):
-    directory.mkdir(parents=True, exist_ok=True)
-    utterances = sorted(utterances, key=lambda u: u.utt_id)
-    with open(directory / "wav.scp", "w", encoding="utf-8") as scp, \
-            open(directory / "utt2spk", "w", encoding="utf-8") as u2s:
-        for utt in utterances:
-            scp.write(f"{utt.utt_id} {os.path.relpath(utt.path, base)}\n")
-            u2s.write(f"{utt.utt_id} {utt.speaker}\n")
-    by_speaker = {}
-    for utt in utterances:
-        by_speaker.setdefault(utt.speaker, []).append(utt.utt_id)
-    with open(directory / "spk2utt", "w", encoding="utf-8") as s2u:
-        for speaker in sorted(by_speaker):
-            s2u.write(f"{speaker} {' '.join(by_speaker[speaker])}\n")
-    return len(utterances), len(by_speaker)
+from speaker_id.datasets import load_librispeech_dir, write_kaldi_dir
 
 
 def main():
@@ -44,8 +26,9 @@ def main():
     args = parser.parse_args()
     out = args.out.resolve()
     for part, source in (("train", "train-clean-100"), ("test", "test-other")):
-        n_utts, n_spk = write_dir(load_librispeech_dir(args.corpus / source), out / part, out)
-        print(f"{out / part}: {n_utts} utterances, {n_spk} speakers")
+        utterances = load_librispeech_dir(args.corpus / source)
+        write_kaldi_dir(utterances, out / part, base_dir=out)
+        print(f"{out / part}: {len(utterances)} utterances, {len({u.speaker for u in utterances})} speakers")
 
 
 if __name__ == "__main__":

@@ -511,3 +511,49 @@ def find_dataset_root() -> Optional[Path]:
     repo = Path(__file__).resolve().parent.parent
     candidate = repo.parent / "shared" / "datasets"
     return candidate if candidate.is_dir() else None
+
+
+def write_kaldi_dir(utterances: Iterable[Utterance], directory: PathLike, base_dir: Optional[PathLike] = None) -> int:
+    """Write ``wav.scp``, ``utt2spk`` and ``spk2utt`` for ``utterances`` into ``directory``.
+
+    Parameters
+    ----------
+    utterances : iterable of Utterance
+    directory : path-like
+        Created if needed.
+    base_dir : path-like, optional
+        Audio paths are written relative to it (what :func:`read_kaldi_dir`
+        resolves them against); absolute when None.
+
+    Returns
+    -------
+    int
+        Number of utterances written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> write_kaldi_dir([Utterance("a-1", "a", d / "a1.wav")], d / "data", base_dir=d)
+    1
+    >>> (d / "data" / "wav.scp").read_text()
+    'a-1 a1.wav\\n'
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    utterances = sorted(utterances, key=lambda u: u.utt_id)
+    base = None if base_dir is None else Path(base_dir).resolve()
+    by_speaker: dict = {}
+    scp_lines, u2s_lines = [], []
+    for utt in utterances:
+        path = Path(utt.path).resolve()
+        shown = os.path.relpath(path, base) if base is not None else str(path)
+        scp_lines.append(f"{utt.utt_id} {shown}\n")
+        u2s_lines.append(f"{utt.utt_id} {utt.speaker}\n")
+        by_speaker.setdefault(utt.speaker, []).append(utt.utt_id)
+    (directory / "wav.scp").write_text("".join(scp_lines), encoding="utf-8")
+    (directory / "utt2spk").write_text("".join(u2s_lines), encoding="utf-8")
+    (directory / "spk2utt").write_text(
+        "".join(f"{s} {' '.join(ids)}\n" for s, ids in sorted(by_speaker.items())), encoding="utf-8"
+    )
+    return len(utterances)
