@@ -186,6 +186,11 @@ def test_stacked_scorer_in_blocks_and_float32(ubm, speakers, monkeypatch):
     np.testing.assert_allclose(SpeakerScorer(ubm, speakers, top_c=None).score(X), exact, rtol=0, atol=1e-9)
     single = SpeakerScorer(ubm, speakers, top_c=3, dtype=np.float32).score(X)
     np.testing.assert_allclose(single, reference, rtol=0, atol=1e-4)
+    # float32 frames (as features.extract returns them) score like their float64 copy
+    X32 = X.astype(np.float32)
+    expected = [llr(ubm, model, X32.astype(np.float64), top_c=3) for model in speakers.values()]
+    np.testing.assert_allclose(SpeakerScorer(ubm, speakers, top_c=3).score(X32), expected, rtol=0, atol=1e-9)
+    assert llr(ubm, speakers["m0"], X32, top_c=3) == pytest.approx(expected[0], abs=1e-9)
 
 
 def test_scorer_identifies_the_right_speaker(ubm):
