@@ -184,6 +184,7 @@ def evaluate(
     n_components: int = 128,
     sr: Optional[int] = None,
     relevance_factor: float = 16.0,
+    adapt: Sequence[str] = ("means",),
     top_c: Optional[int] = 5,
     norm: str = "tnorm",
     max_iter: int = 50,
@@ -208,6 +209,8 @@ def evaluate(
     sr : int, optional
         Feature sample rate: 8000 for ``fsdd``, 16000 for ``kaldi`` by default.
     relevance_factor : float, default=16
+    adapt : sequence of {"weights", "means", "variances"}, default ("means",)
+        What MAP adaptation moves.
     top_c : int or None, default=5
     norm : {"none", "znorm", "tnorm", "ztnorm", "snorm"}, default="tnorm"
         Normalisation for the verification figures (EER, minDCF); see
@@ -242,7 +245,7 @@ def evaluate(
     clock["ubm"] = time.perf_counter()
 
     models = {s: map_adapt(ubm, speaker_stats(ubm, [features[u.path] for u in split.enroll[s]]),
-                           relevance_factor) for s in speakers}
+                           relevance_factor, adapt) for s in speakers}
     scorer = scoring.SpeakerScorer(ubm, models, top_c=top_c)
     raw = np.array([scorer.score(features[u.path]) for u in split.test])
     clock["scoring"] = time.perf_counter()
@@ -268,6 +271,7 @@ def evaluate(
         "total": clock["end"] - clock["start"],
     }
     settings = {"n_components": n_components, "sr": config.sr, "relevance_factor": relevance_factor,
+                "adapt": list(adapt),
                 "top_c": top_c, "p_target": p_target, "ubm_iterations": ubm.n_iter_,
                 "ubm_converged": bool(ubm.converged_)}
     return EvaluationResult(

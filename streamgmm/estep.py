@@ -81,11 +81,14 @@ class DensityPlan:
         self.block_size = int(block_size)
 
     # ------------------------------------------------------------------ core
-    def _blocks(self, X, responsibilities):
+    def _blocks(self, X, output):
         """Yield ``(start, stop, block, log_norm, design)`` for consecutive row blocks.
 
-        ``block`` is (rows, K): responsibilities if ``responsibilities`` else
-        log joint densities. Buffers are reused: consume before the next item.
+        ``output`` is ``"responsibilities"`` (``block`` holds them and
+        ``log_norm`` the frame log-likelihoods), ``"log_norm"`` (``block``
+        holds the log joint densities, ``log_norm`` is filled) or ``"joint"``
+        (only the log joint densities; ``log_norm`` is not computed).
+        Buffers are reused: consume each item before asking for the next.
         """
         n, d = X.shape
         k = self.n_components
@@ -107,9 +110,9 @@ class DensityPlan:
                 whitened = whitened_buf[:b]
                 np.dot(design[:, :d], self.factors_concat, out=whitened)
                 _kernels.full_log_joint(whitened, self.centres, self.bias, joint)
-            if responsibilities:
+            if output == "responsibilities":
                 _kernels.normalise_rows(joint, log_norm)
-            else:
+            elif output == "log_norm":
                 _kernels.row_logsumexp(joint, log_norm)
             yield start, stop, joint, log_norm, design
 
@@ -128,7 +131,7 @@ class DensityPlan:
         acc = np.zeros((k, self.design_width))
         partial = np.empty_like(acc)
         log_likelihood = 0.0
-        for _, _, resp, log_norm, design in self._blocks(X, responsibilities=True):
+        for _, _, resp, log_norm, design in self._blocks(X, "responsibilities"):
             np.dot(resp.T, design, out=partial)
             acc += partial
             log_likelihood += float(np.sum(log_norm))
@@ -145,28 +148,28 @@ class DensityPlan:
     def score_samples(self, X):
         """Per-frame log-likelihood ``log p(x)``, shape (n_frames,)."""
         out = np.empty(X.shape[0])
-        for start, stop, _, log_norm, _ in self._blocks(X, responsibilities=False):
+        for start, stop, _, log_norm, _ in self._blocks(X, "log_norm"):
             out[start:stop] = log_norm
         return out
 
     def predict_proba(self, X):
         """Responsibilities, shape (n_frames, n_components)."""
         out = np.empty((X.shape[0], self.n_components))
-        for start, stop, resp, _, _ in self._blocks(X, responsibilities=True):
+        for start, stop, resp, _, _ in self._blocks(X, "responsibilities"):
             out[start:stop] = resp
         return out
 
     def log_joint(self, X):
         """``log w_k + log N(x | k)``, shape (n_frames, n_components)."""
         out = np.empty((X.shape[0], self.n_components))
-        for start, stop, joint, _, _ in self._blocks(X, responsibilities=False):
+        for start, stop, joint, _, _ in self._blocks(X, "joint"):
             out[start:stop] = joint
         return out
 
     def predict(self, X):
         """Most probable component per frame, shape (n_frames,)."""
         out = np.empty(X.shape[0], dtype=np.int64)
-        for start, stop, joint, _, _ in self._blocks(X, responsibilities=False):
+        for start, stop, joint, _, _ in self._blocks(X, "joint"):
             out[start:stop] = np.argmax(joint, axis=1)
         return out
 

@@ -367,6 +367,7 @@ class OnlineGMM:
     _running_stats = None
     _init_buffer = ()
     _rng = None
+    variance_floor_ = None
 
     def _set_parameters(self, weights, means, covariances, *, shift=None, variance_floor=None, source="parameters"):
         """Install new parameters after checking shapes and finiteness."""

@@ -111,11 +111,12 @@ def save_model(model, path):
         "means": model.means_,
         "covariances": model.covariances_,
         "shift": model.shift_,
-        "variance_floor": model.variance_floor_,
-        "n_updates": np.array(model.n_updates_),
-        "converged": np.array(bool(model.converged_)),
-        "n_iter": np.array(model.n_iter_),
-        "lower_bound": np.array(model.lower_bound_),
+        # a 0-d NaN stands for "no floor" (None cannot be stored without pickle)
+        "variance_floor": np.array(np.nan) if model.variance_floor_ is None else model.variance_floor_,
+        "n_updates": np.array(getattr(model, "n_updates_", 0)),
+        "converged": np.array(bool(getattr(model, "converged_", False))),
+        "n_iter": np.array(getattr(model, "n_iter_", 0)),
+        "lower_bound": np.array(getattr(model, "lower_bound_", np.nan)),
     }
     if model._running_stats is not None:
         for name, value in model._running_stats.to_arrays().items():

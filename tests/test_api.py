@@ -152,3 +152,17 @@ def test_statistics_file_round_trip(tmp_path, fitted):
         np.testing.assert_array_equal(getattr(back, name), getattr(stats, name))
     assert back.log_likelihood == stats.log_likelihood and back.n_frames == stats.n_frames
     assert zipfile.is_zipfile(path) and os.path.getsize(path) > 0
+
+
+def test_models_without_a_floor_save_and_load(tmp_path, fitted):
+    mixture = pytest.importorskip("sklearn.mixture")
+    X, _ = fitted
+    unfloored = OnlineGMM(2, covariance_type="diag", covariance_floor=0.0, random_state=0).fit(X)
+    converted = OnlineGMM.from_sklearn(mixture.GaussianMixture(2, random_state=0).fit(X))
+    for i, model in enumerate((unfloored, converted)):
+        assert model.variance_floor_ is None
+        path = tmp_path / f"m{i}.npz"
+        model.save(path)
+        loaded = load(path)
+        assert loaded.variance_floor_ is None
+        np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
