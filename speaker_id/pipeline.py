@@ -183,6 +183,7 @@ def evaluate(
     *,
     n_components: int = 128,
     sr: Optional[int] = None,
+    feature_config: Optional[FeatureConfig] = None,
     relevance_factor: float = 16.0,
     adapt: Sequence[str] = ("means",),
     top_c: Optional[int] = 5,
@@ -208,6 +209,8 @@ def evaluate(
     n_components : int, default=128
     sr : int, optional
         Feature sample rate: 8000 for ``fsdd``, 16000 for ``kaldi`` by default.
+    feature_config : FeatureConfig, optional
+        The whole front end (its ``sr`` wins over ``sr``); defaults otherwise.
     relevance_factor : float, default=16
     adapt : sequence of {"weights", "means", "variances"}, default ("means",)
         What MAP adaptation moves.
@@ -229,7 +232,7 @@ def evaluate(
         split, default_sr = _kaldi_split(directory), 16000
     else:
         raise ValueError(f"protocol must be 'fsdd' or 'kaldi', got {protocol!r}.")
-    config = FeatureConfig(sr=sr or default_sr)
+    config = feature_config or FeatureConfig(sr=sr or default_sr)
     speakers = sorted(split.enroll)
     enroll_utts = [u for s in speakers for u in split.enroll[s]]
     unique = {u.path: None for u in split.train + enroll_utts + split.test}
