@@ -148,6 +148,9 @@ def main():
     except ImportError:
         blas = "unknown"
     print(f"BLAS: {blas}; median of {args.repeats} iterations after a warm-up\n")
+    # Memory first: a child process inherits its parent's peak RSS on Linux, so
+    # it is measured before this process grows with the timing data.
+    memory = [(n, *memory_row(n)) for n in sizes]
     rows = [bench_shape(*shape, args.repeats) for shape in shapes]
     print(f"{'shape':32s} {'streamgmm s/it':>15s} {'sklearn s/it':>13s} {'BLAS floor':>11s} {'sklearn/ours':>13s} {'ours/floor':>11s}")
     for row in rows:
@@ -157,8 +160,7 @@ def main():
               f"{(row['streamgmm'] / floor) if floor else float('nan'):10.2f}x")
     print("\nPeak memory of chunked fit (diag, D=39, K=64, 50,000-frame chunks generated on the fly, 3 passes):")
     print(f"{'frames':>10s} {'data size':>10s} {'max RSS before fit':>19s} {'max RSS after fit':>18s} {'growth':>9s}")
-    for n in sizes:
-        before, after = memory_row(n)
+    for n, before, after in memory:
         rows.append({"frames": n, "max_rss_before": before, "max_rss_after": after})
         print(f"{n:>10d} {n * 39 * 8 / 2**20:6.0f} MiB {before / 2**20:15.1f} MiB {after / 2**20:14.1f} MiB "
               f"{(after - before) / 2**20:5.1f} MiB")

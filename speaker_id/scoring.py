@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from streamgmm import OnlineGMM
+from streamgmm.fastexp import EXP_CLAMP, INV_LN2, LN2_HI, LN2_LO, VECTOR_MATH, exp_reduced
 
 __all__ = [
     "llr",
@@ -278,33 +279,7 @@ def llr(ubm, speaker, X, top_c=5):
 
 
 # ------------------------------------------------------ many speakers at once
-_FAST_MATH = {"reassoc", "contract", "nsz", "arcp"}
-_INV_LN2 = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that m * _LN2_HI is exact
-_LN2_LO = 1.90821492927058770002e-10
-_EXP_MIN = -700.0  # exp(-700) ~ 1e-304: nothing next to the largest term, exp(0) = 1
-
-
-@njit(fastmath=_FAST_MATH, cache=True, inline="always")
-def _expm_poly(r):
-    """``exp(r)`` for ``|r| <= ln(2) / 2``: Taylor series to degree 13 (error < 1e-17)."""
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    return p * r + 1.0
-
-
-@njit(parallel=True, cache=True, fastmath=_FAST_MATH)
+@njit(parallel=True, cache=True, fastmath=VECTOR_MATH)
 def _sum_frame_llrs(G, rows, log_post, partial):
     """Add ``log sum_c exp(log_post[t, c] + G[rows[t, c], s])`` over frames t into ``partial``.
 
@@ -343,9 +318,9 @@ def _sum_frame_llrs(G, rows, log_post, partial):
                 row = rows[t, c]
                 lp = log_post[t, c]
                 for s in range(n_speakers):
-                    x = max(G[row, s] + lp - top[s], _EXP_MIN)
-                    m = np.floor(x * _INV_LN2 + 0.5)
-                    poly[s] = _expm_poly((x - m * _LN2_HI) - m * _LN2_LO)
+                    x = max(G[row, s] + lp - top[s], EXP_CLAMP)
+                    m = np.floor(x * INV_LN2 + 0.5)
+                    poly[s] = exp_reduced((x - m * LN2_HI) - m * LN2_LO)
                     scale_bits[s] = (np.int64(m) + 1023) << 52
                 for s in range(n_speakers):
                     total[s] += poly[s] * scale[s]
@@ -353,7 +328,7 @@ def _sum_frame_llrs(G, rows, log_post, partial):
                 acc[s] += top[s] + np.log(total[s])
 
 
-@njit(parallel=True, cache=True, fastmath=_FAST_MATH)
+@njit(parallel=True, cache=True, fastmath=VECTOR_MATH)
 def _logaddexp_into(G, log_post, top, total):
     """Fold ``v = log_post[t] + G[t, s]`` into a running log-sum-exp ``top + log(total)``.
 
@@ -368,9 +343,9 @@ def _logaddexp_into(G, log_post, top, total):
         poly = np.empty(n_speakers)
         for s in range(n_speakers):
             v = G[t, s] + lp
-            x = max(-abs(v - top[t, s]), _EXP_MIN)  # exp of (smaller - larger)
-            m = np.floor(x * _INV_LN2 + 0.5)
-            poly[s] = _expm_poly((x - m * _LN2_HI) - m * _LN2_LO)
+            x = max(-abs(v - top[t, s]), EXP_CLAMP)  # exp of (smaller - larger)
+            m = np.floor(x * INV_LN2 + 0.5)
+            poly[s] = exp_reduced((x - m * LN2_HI) - m * LN2_LO)
             scale_bits[s] = (np.int64(m) + 1023) << 52
         for s in range(n_speakers):
             v = G[t, s] + lp

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .fastexp import EXP_CLAMP, INV_LN2, LN2_HI, LN2_LO, VECTOR_MATH, exp_reduced
+
 
 @njit(parallel=True, cache=True, fastmath=False)
 def fill_diag_design(X, shift, out):
@@ -67,40 +69,6 @@ def full_log_joint(Z, centres, bias, out):
             out[r, k] = bias[k] - 0.5 * acc
 
 
-# Flags that let LLVM vectorise the reductions and the polynomial; no
-# "nnan"/"ninf": the inputs are finite by construction and must stay exact.
-_VECTOR_MATH = {"reassoc", "contract", "nsz", "arcp"}
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-_INV_LN2 = 1.44269504088896338700e00
-# exp(x) underflows below about -745; exp(-700) ~ 1e-304 is already nothing
-# next to the row maximum's exp(0) = 1.
-_EXP_CLAMP = -700.0
-
-
-@njit(fastmath=_VECTOR_MATH, cache=True, inline="always")
-def _exp_reduced(r):
-    """``exp(r)`` for ``|r| <= ln(2)/2``: Horner on the Taylor series to degree 13.
-
-    The truncation error is below ``(ln2/2)**14 / 14! < 1e-17`` relative.
-    """
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    return p
-
-
 _ROWS_PER_TASK = 32
 
 
@@ -117,11 +85,11 @@ def _normalise_rows(log_joint, log_norm):
             for k in range(1, k_count):
                 top = max(top, row[k])
             for k in range(k_count):
-                x = max(row[k] - top, _EXP_CLAMP)
-                m = np.floor(x * _INV_LN2 + 0.5)
-                reduced = (x - m * _LN2_HI) - m * _LN2_LO
+                x = max(row[k] - top, EXP_CLAMP)
+                m = np.floor(x * INV_LN2 + 0.5)
+                reduced = (x - m * LN2_HI) - m * LN2_LO
                 scale_bits[k] = (np.int64(m) + 1023) << 52
-                row[k] = _exp_reduced(reduced)
+                row[k] = exp_reduced(reduced)
             total = 0.0
             for k in range(k_count):
                 e = row[k] * scale[k]
@@ -146,11 +114,20 @@ def _row_logsumexp(log_joint, log_norm):
         log_norm[r] = top + np.log(total)
 
 
-normalise_rows = njit(parallel=True, cache=True, fastmath=_VECTOR_MATH)(_normalise_rows)
+normalise_rows = njit(parallel=True, cache=True, fastmath=VECTOR_MATH)(_normalise_rows)
 normalise_rows.__doc__ = """Turn log joint densities into responsibilities, in place.
 
 log_joint : (B, K), overwritten with ``exp(log_joint - logsumexp(row))``;
 log_norm : (B,), receives ``logsumexp`` of each row (the frame log-likelihood).
 """
-row_logsumexp = njit(parallel=True, cache=True, fastmath=_VECTOR_MATH)(_row_logsumexp)
+row_logsumexp = njit(parallel=True, cache=True, fastmath=VECTOR_MATH)(_row_logsumexp)
 row_logsumexp.__doc__ = """``log_norm[r] = logsumexp(log_joint[r])`` without touching ``log_joint``."""
+
+
+# Serial twins that release the GIL: the E-step can also split a chunk over
+# Python threads, each running BLAS single-threaded and these kernels.
+fill_diag_design_serial = njit(nogil=True, cache=True)(fill_diag_design.py_func)
+fill_full_design_serial = njit(nogil=True, cache=True)(fill_full_design.py_func)
+full_log_joint_serial = njit(nogil=True, cache=True)(full_log_joint.py_func)
+normalise_rows_serial = njit(nogil=True, cache=True, fastmath=VECTOR_MATH)(_normalise_rows)
+row_logsumexp_serial = njit(nogil=True, cache=True, fastmath=VECTOR_MATH)(_row_logsumexp)

@@ -18,6 +18,11 @@ Everything is float64 whatever the input dtype, and taken about the model's
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import numba
 import numpy as np
 
 from . import _kernels
@@ -27,6 +32,37 @@ from .stats import SufficientStats
 _LOG_2PI = np.log(2.0 * np.pi)
 # Elements of the (rows, K) block buffer: about 4 MiB of float64.
 _BLOCK_ELEMENTS = 1 << 19
+
+# Two ways to use the cores. One block at a time with multi-threaded BLAS and
+# parallel Numba loops; or, for large inputs, the rows split over Python
+# threads, each with single-threaded BLAS and serial GIL-free kernels, whose
+# statistics are then added. The second keeps every core busy in the
+# elementwise passes too, which the first cannot (the parallel loops hand
+# over between BLAS's and OpenMP's threads at every block).
+_PARALLEL = SimpleNamespace(
+    fill_diag=_kernels.fill_diag_design, fill_full=_kernels.fill_full_design,
+    full_joint=_kernels.full_log_joint, normalise=_kernels.normalise_rows,
+    logsumexp=_kernels.row_logsumexp,
+)
+_SERIAL = SimpleNamespace(
+    fill_diag=_kernels.fill_diag_design_serial, fill_full=_kernels.fill_full_design_serial,
+    full_joint=_kernels.full_log_joint_serial, normalise=_kernels.normalise_rows_serial,
+    logsumexp=_kernels.row_logsumexp_serial,
+)
+
+
+@functools.lru_cache(maxsize=None)
+def _thread_pool(n_threads):
+    return ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="streamgmm-estep")
+
+
+@functools.lru_cache(maxsize=None)
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # a declared dependency; without it, stay on the one-block path
+        return None
+    return ThreadpoolController()
 
 
 class DensityPlan:
@@ -81,7 +117,7 @@ class DensityPlan:
         self.block_size = int(block_size)
 
     # ------------------------------------------------------------------ core
-    def _blocks(self, X, output):
+    def _blocks(self, X, output, kernels=_PARALLEL):
         """Yield ``(start, stop, block, log_norm, design)`` for consecutive row blocks.
 
         ``output`` is ``"responsibilities"`` (``block`` holds them and
@@ -103,17 +139,17 @@ class DensityPlan:
             xb = X[start:stop]
             design, joint, log_norm = design_buf[:b], joint_buf[:b], norm_buf[:b]
             if self.layout == "diag":
-                _kernels.fill_diag_design(xb, self.shift, design)
+                kernels.fill_diag(xb, self.shift, design)
                 np.dot(design, self.weight_matrix, out=joint)
             else:
-                _kernels.fill_full_design(xb, self.shift, design)
+                kernels.fill_full(xb, self.shift, design)
                 whitened = whitened_buf[:b]
                 np.dot(design[:, :d], self.factors_concat, out=whitened)
-                _kernels.full_log_joint(whitened, self.centres, self.bias, joint)
+                kernels.full_joint(whitened, self.centres, self.bias, joint)
             if output == "responsibilities":
-                _kernels.normalise_rows(joint, log_norm)
+                kernels.normalise(joint, log_norm)
             elif output == "log_norm":
-                _kernels.row_logsumexp(joint, log_norm)
+                kernels.logsumexp(joint, log_norm)
             yield start, stop, joint, log_norm, design
 
     def accumulate(self, X):
@@ -127,11 +163,26 @@ class DensityPlan:
         -------
         SufficientStats
         """
+        n_threads = numba.get_num_threads()
+        controller = _blas_controller()
+        if n_threads < 2 or controller is None or X.shape[0] < 4 * n_threads * self.block_size:
+            return self._accumulate_rows(X, _PARALLEL)
+        bounds = np.linspace(0, X.shape[0], n_threads + 1).astype(int)
+        with controller.limit(limits=1, user_api="blas"):
+            pool = _thread_pool(n_threads)
+            parts = [pool.submit(self._accumulate_rows, X[a:b], _SERIAL) for a, b in zip(bounds, bounds[1:])]
+            results = [part.result() for part in parts]
+        total = results[0]
+        for result in results[1:]:
+            total += result
+        return total
+
+    def _accumulate_rows(self, X, kernels):
         k, d = self.n_components, self.n_features
         acc = np.zeros((k, self.design_width))
         partial = np.empty_like(acc)
         log_likelihood = 0.0
-        for _, _, resp, log_norm, design in self._blocks(X, "responsibilities"):
+        for _, _, resp, log_norm, design in self._blocks(X, "responsibilities", kernels):
             np.dot(resp.T, design, out=partial)
             acc += partial
             log_likelihood += float(np.sum(log_norm))

@@ -126,3 +126,20 @@ def test_chunked_fit_equals_in_memory_fit(covariance_type, init_params):
         np.testing.assert_allclose(other.lower_bounds_, whole.lower_bounds_, rtol=1e-10)
         for name in ("weights_", "means_", "covariances_"):
             np.testing.assert_allclose(getattr(other, name), getattr(whole, name), rtol=1e-10, atol=1e-12)
+
+
+def test_threaded_split_equals_one_block_at_a_time(fitted_models):
+    import numba
+
+    X = np.random.default_rng(8).normal(0, 2, (5000, 3))
+    for covariance_type, model in fitted_models.items():
+        small = OnlineGMM(3, covariance_type=covariance_type, block_size=100)
+        small._set_parameters(model.weights_, model.means_, model.covariances_, shift=model.shift_)
+        threaded = accumulate(small, X)  # 5000 rows >= 4 x threads x 100: split over threads
+        previous = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            single = accumulate(small, X)
+        finally:
+            numba.set_num_threads(previous)
+        assert_stats_close(threaded, single)
