@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .stats import FORMAT_VERSION, SufficientStats
+from .stats import FORMAT_VERSION, STATS_KIND, SufficientStats
 
 MODEL_KIND = "streamgmm.OnlineGMM"
 
@@ -168,8 +168,8 @@ def load(path):
     model.n_updates_, model.converged_, model.n_iter_, model.lower_bound_ = n_updates, converged, n_iter, lower_bound
     if "stats_zeroth" in arrays:
         stats_arrays = {k[len("stats_"):]: v for k, v in arrays.items() if k.startswith("stats_")}
-        stats_arrays["kind"], stats_arrays["format_version"] = arrays["kind"], arrays["format_version"]
-        stats_arrays["kind"] = np.array("streamgmm.SufficientStats")
+        stats_arrays["kind"] = np.array(STATS_KIND)
+        stats_arrays["format_version"] = arrays["format_version"]
         model._running_stats = SufficientStats.from_arrays(stats_arrays, source=source)
         if model._running_stats.second.shape[0] != model.n_components:
             raise ValueError(f"{source} holds statistics of another shape than its model; the file is corrupt.")
