@@ -146,10 +146,11 @@ def test_synthesize_shape_dtype_bounds(sr):
         assert np.all(np.mean(frames.astype(np.float64) ** 2, axis=1) > 0)
 
 
-@pytest.mark.parametrize("duration", [0.0005, 0.002, 0.03])
-def test_synthesize_very_short(duration):
-    y = synthesize(SyntheticSpeaker.random(0), duration, sr=SR, seed=0)
-    assert y.shape == (max(1, round(duration * SR)),)
+@pytest.mark.parametrize("audio_seconds", [0.0005, 0.002, 0.03])
+def test_synthesize_very_short(audio_seconds):
+    y = synthesize(SyntheticSpeaker.random(0), audio_seconds, sr=SR, seed=0)
+    # the length of the audio in samples, not a timing
+    assert y.shape == (max(1, round(audio_seconds * SR)),)
     assert np.all(np.isfinite(y)) and np.abs(y).max() <= 1.0
 
 
