@@ -57,7 +57,6 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from .audio import PathLike, load_audio
 
@@ -786,8 +785,21 @@ def acceleration(features: np.ndarray, width: int = 9) -> np.ndarray:
     if width < 3 or width % 2 == 0:
         raise ValueError(f"width must be an odd integer >= 3, got {width}")
     x = np.asarray(features)
-    out = scipy.signal.savgol_filter(x.astype(np.float64), width, polyorder=2, deriv=2, axis=0, mode="nearest")
-    return out.astype(x.dtype, copy=False)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    half = width // 2
+    n_frames = x.shape[0]
+    padded = np.concatenate([np.repeat(x[:1], half, axis=0), x, np.repeat(x[-1:], half, axis=0)])
+    # the quadratic term of a least-squares fit over offsets -half..half is
+    # sum_n (n^2 - m) y_n / sum_n (n^2 - m)^2 with m the mean of n^2; the
+    # second derivative is twice that
+    offsets = np.arange(-half, half + 1)
+    weights = offsets**2 - np.mean(offsets**2)
+    weights = 2.0 * weights / np.sum(weights**2)
+    out = np.zeros_like(x)
+    for n, w in zip(offsets, weights):
+        out += w * padded[half + n : half + n + n_frames]
+    return out
 
 
 def frame_energy_db(frames: np.ndarray) -> np.ndarray:
