@@ -707,20 +707,31 @@ def delta(features: np.ndarray, width: int = 9) -> np.ndarray:
     >>> delta(x, width=3)[:, 0]  # edges repeat, interior slope 1
     array([0.5, 1. , 1. , 1. , 1. , 0.5])
     """
+    offsets = _window_offsets(width)
+    # slope of a least-squares line over the window
+    return _frame_filter(features, offsets / np.sum(offsets**2))
+
+
+def _window_offsets(width):
     if width < 3 or width % 2 == 0:
         raise ValueError(f"width must be odd and >= 3, got {width}")
+    half = width // 2
+    return np.arange(-half, half + 1, dtype=np.float64)
+
+
+def _frame_filter(features, weights):
+    """``out[t] = sum_n weights[n] * x[t + n - half]`` with the edge frames repeated."""
     x = np.asarray(features)
     if x.ndim != 2:
         raise ValueError(f"features must have shape (n_frames, n_features), got {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
-    half = width // 2
+    half = len(weights) // 2
     n_frames = x.shape[0]
     padded = np.concatenate([np.repeat(x[:1], half, axis=0), x, np.repeat(x[-1:], half, axis=0)])
     out = np.zeros_like(x)
-    for n in range(1, half + 1):
-        out += n * (padded[half + n : half + n + n_frames] - padded[half - n : half - n + n_frames])
-    out /= 2.0 * sum(n * n for n in range(1, half + 1))
+    for i, w in enumerate(weights):
+        out += w * padded[i : i + n_frames]
     return out
 
 
@@ -782,24 +793,12 @@ def acceleration(features: np.ndarray, width: int = 9) -> np.ndarray:
     >>> round(float(acceleration(t ** 2)[10, 0]), 9)   # d2/dt2 of t^2
     2.0
     """
-    if width < 3 or width % 2 == 0:
-        raise ValueError(f"width must be an odd integer >= 3, got {width}")
-    x = np.asarray(features)
-    if not np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float64)
-    half = width // 2
-    n_frames = x.shape[0]
-    padded = np.concatenate([np.repeat(x[:1], half, axis=0), x, np.repeat(x[-1:], half, axis=0)])
-    # the quadratic term of a least-squares fit over offsets -half..half is
+    offsets = _window_offsets(width)
+    # the quadratic term of a least-squares fit over the window is
     # sum_n (n^2 - m) y_n / sum_n (n^2 - m)^2 with m the mean of n^2; the
     # second derivative is twice that
-    offsets = np.arange(-half, half + 1)
     weights = offsets**2 - np.mean(offsets**2)
-    weights = 2.0 * weights / np.sum(weights**2)
-    out = np.zeros_like(x)
-    for n, w in zip(offsets, weights):
-        out += w * padded[half + n : half + n + n_frames]
-    return out
+    return _frame_filter(features, 2.0 * weights / np.sum(weights**2))
 
 
 def frame_energy_db(frames: np.ndarray) -> np.ndarray:
