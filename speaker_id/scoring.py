@@ -279,53 +279,81 @@ def llr(ubm, speaker, X, top_c=5):
 
 
 # ------------------------------------------------------ many speakers at once
+@njit(cache=True, fastmath=VECTOR_MATH)
+def _frame_llr(G, rows, log_post, t, top, total, scale_bits, poly):
+    """Leave ``log sum_c exp(log_post[t, c] + G[rows[t, c], s])`` for every speaker s in ``top``.
+
+    ``total``, ``scale_bits`` and ``poly`` are (S,) scratch arrays. ``exp`` is
+    computed as ``2**m * poly(r)`` with ``2**m`` built from its IEEE bits, so
+    the loops over speakers vectorise (no SVML needed).
+    """
+    n_sel = rows.shape[1]
+    n_speakers = G.shape[1]
+    scale = scale_bits.view(np.float64)
+    row = rows[t, 0]
+    lp = log_post[t, 0]
+    for s in range(n_speakers):
+        top[s] = G[row, s] + lp
+    for c in range(1, n_sel):
+        row = rows[t, c]
+        lp = log_post[t, c]
+        for s in range(n_speakers):
+            top[s] = max(top[s], G[row, s] + lp)
+    for s in range(n_speakers):
+        total[s] = 0.0
+    for c in range(n_sel):
+        row = rows[t, c]
+        lp = log_post[t, c]
+        for s in range(n_speakers):
+            x = max(G[row, s] + lp - top[s], EXP_CLAMP)
+            m = np.floor(x * INV_LN2 + 0.5)
+            poly[s] = exp_reduced((x - m * LN2_HI) - m * LN2_LO)
+            scale_bits[s] = (np.int64(m) + 1023) << 52
+        for s in range(n_speakers):
+            total[s] += poly[s] * scale[s]
+    for s in range(n_speakers):
+        top[s] += np.log(total[s])
+
+
 @njit(parallel=True, cache=True, fastmath=VECTOR_MATH)
 def _sum_frame_llrs(G, rows, log_post, partial):
-    """Add ``log sum_c exp(log_post[t, c] + G[rows[t, c], s])`` over frames t into ``partial``.
+    """Add the per-frame log-likelihood ratios of :func:`_frame_llr` over frames into ``partial``.
 
     G : (R, S) per (frame, component) pair and speaker; rows : (T, C) row of G
     of each frame's c-th selected component; log_post : (T, C) log UBM
     posteriors renormalised over the selection; partial : (n_tasks, S), each
     task adds its frames into its own row.
-
-    ``exp`` is computed as ``2**m * poly(r)`` with ``2**m`` built from its
-    IEEE bits, so the loops over speakers vectorise (no SVML needed).
     """
-    n, n_sel = rows.shape
+    n = rows.shape[0]
     n_speakers = G.shape[1]
     n_tasks = partial.shape[0]
     per_task = (n + n_tasks - 1) // n_tasks
     for task in prange(n_tasks):
         acc = partial[task]
-        top = np.empty(n_speakers)
+        value = np.empty(n_speakers)
         total = np.empty(n_speakers)
         scale_bits = np.empty(n_speakers, dtype=np.int64)
-        scale = scale_bits.view(np.float64)
         poly = np.empty(n_speakers)
         for t in range(task * per_task, min(n, (task + 1) * per_task)):
-            row = rows[t, 0]
-            lp = log_post[t, 0]
+            _frame_llr(G, rows, log_post, t, value, total, scale_bits, poly)
             for s in range(n_speakers):
-                top[s] = G[row, s] + lp
-            for c in range(1, n_sel):
-                row = rows[t, c]
-                lp = log_post[t, c]
-                for s in range(n_speakers):
-                    top[s] = max(top[s], G[row, s] + lp)
-            for s in range(n_speakers):
-                total[s] = 0.0
-            for c in range(n_sel):
-                row = rows[t, c]
-                lp = log_post[t, c]
-                for s in range(n_speakers):
-                    x = max(G[row, s] + lp - top[s], EXP_CLAMP)
-                    m = np.floor(x * INV_LN2 + 0.5)
-                    poly[s] = exp_reduced((x - m * LN2_HI) - m * LN2_LO)
-                    scale_bits[s] = (np.int64(m) + 1023) << 52
-                for s in range(n_speakers):
-                    total[s] += poly[s] * scale[s]
-            for s in range(n_speakers):
-                acc[s] += top[s] + np.log(total[s])
+                acc[s] += value[s]
+
+
+@njit(cache=True, fastmath=VECTOR_MATH)
+def _each_frame_llr(G, rows, log_post, out):
+    """``out[t]`` = the per-frame log-likelihood ratios of :func:`_frame_llr`; out : (T, S).
+
+    Serial: it serves short stream updates, where a parallel launch costs
+    more than the work.
+    """
+    n = rows.shape[0]
+    n_speakers = G.shape[1]
+    total = np.empty(n_speakers)
+    scale_bits = np.empty(n_speakers, dtype=np.int64)
+    poly = np.empty(n_speakers)
+    for t in range(n):
+        _frame_llr(G, rows, log_post, t, out[t], total, scale_bits, poly)
 
 
 @njit(parallel=True, cache=True, fastmath=VECTOR_MATH)
@@ -478,40 +506,78 @@ class SpeakerScorer:
         ndarray of shape (n_speakers,)
             In the order of :attr:`names`.
         """
+        return self._score(X, per_frame=False)
+
+    def score_frames(self, X):
+        """Log-likelihood ratio of each frame of ``X`` against every speaker.
+
+        What a stream scorer needs to keep sliding-window and running sums;
+        the mean over the frames is :meth:`score` (to rounding).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_frames, n_speakers)
+            Columns in the order of :attr:`names`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from streamgmm import OnlineGMM
+        >>> rng = np.random.default_rng(0)
+        >>> ubm = OnlineGMM(4, covariance_type="diag", random_state=0).fit(rng.normal(size=(2000, 2)))
+        >>> scorer = SpeakerScorer(ubm, {"a": ubm.means_ + 0.3, "b": ubm.means_ - 0.3}, top_c=2)
+        >>> X = rng.normal(0.3, 1.0, size=(50, 2))
+        >>> frames = scorer.score_frames(X)
+        >>> frames.shape, bool(np.allclose(frames.mean(axis=0), scorer.score(X)))
+        ((50, 2), True)
+        """
+        return self._score(X, per_frame=True)
+
+    def _score(self, X, per_frame):
         ubm = self.ubm
         X = ubm._check_X(X)
-        scores = np.empty(len(self.names))
+        shape = (X.shape[0], len(self.names)) if per_frame else (len(self.names),)
+        scores = np.empty(shape)
+
+        def put(column, frame_llrs):
+            scores[..., column] = frame_llrs if per_frame else np.mean(frame_llrs, axis=0)
+
         if self.top_c is None and not self.n_stacked_:
             ubm_ll = ubm._density_plan().score_samples(X)
             for i, model in self._others:
-                scores[i] = np.mean(model._density_plan().score_samples(X) - ubm_ll)
+                put(i, model._density_plan().score_samples(X) - ubm_ll)
             return scores
         index, selected = top_components(ubm._density_plan().log_joint(X), self.top_c)
         ubm_ll = _logsumexp_rows(selected)
         if self.n_stacked_:
             log_post = selected - ubm_ll[:, None]
             if self.top_c is None:
-                scores[self._stacked] = self._stacked_scores_all(X, log_post)
+                scores[..., self._stacked] = self._stacked_scores_all(X, log_post, per_frame)
             else:
-                scores[self._stacked] = self._stacked_scores(X, index, log_post)
+                scores[..., self._stacked] = self._stacked_scores(X, index, log_post, per_frame)
         for i, model in self._others:
             if self.top_c is None:
-                spk = model._density_plan().score_samples(X)
-                scores[i] = np.mean(spk - ubm._density_plan().score_samples(X))
+                put(i, model._density_plan().score_samples(X) - ubm._density_plan().score_samples(X))
             else:
                 spk = np.take_along_axis(model._density_plan().log_joint(X), index, axis=1)
-                scores[i] = np.mean(_logsumexp_rows(spk) - ubm_ll)
+                put(i, _logsumexp_rows(spk) - ubm_ll)
         return scores
 
-    def _stacked_scores(self, X, index, log_post):
+    def _stacked_scores(self, X, index, log_post, per_frame):
         weights = self._weights
         k_count, width, s_count = weights.shape
         d = width - 1
         n, n_sel = index.shape
         means = self.ubm.means_
         rows_per_block = max(1, _BLOCK_BYTES // (n_sel * s_count * self.dtype.itemsize))
-        n_tasks = max(1, numba.get_num_threads())
-        partial = np.zeros((n_tasks, s_count))
+        if per_frame:
+            frame_llrs = np.empty((n, s_count))
+        else:
+            partial = np.zeros((max(1, numba.get_num_threads()), s_count))
         for start in range(0, n, rows_per_block):
             stop = min(n, start + rows_per_block)
             idx = np.ascontiguousarray(index[start:stop]).ravel()  # pair p = t * C + c
@@ -528,12 +594,15 @@ class SpeakerScorer:
                 np.dot(design[lo:hi], weights[k], out=G[lo:hi])
             rows = np.empty(len(idx), dtype=np.int64)
             rows[order] = np.arange(len(idx))
-            _sum_frame_llrs(G, rows.reshape(stop - start, n_sel),
-                            np.ascontiguousarray(log_post[start:stop]), partial)
-        return partial.sum(axis=0) / n
+            rows = rows.reshape(stop - start, n_sel)
+            block_post = np.ascontiguousarray(log_post[start:stop])
+            if per_frame:
+                _each_frame_llr(G, rows, block_post, frame_llrs[start:stop])
+            else:
+                _sum_frame_llrs(G, rows, block_post, partial)
+        return frame_llrs if per_frame else partial.sum(axis=0) / n
 
-
-    def _stacked_scores_all(self, X, log_post):
+    def _stacked_scores_all(self, X, log_post, per_frame):
         """Exact scores (every component): a running log-sum-exp over the components.
 
         Per component one product ``[X - mu_k, 1] @ W_k`` for all frames of a
@@ -547,7 +616,7 @@ class SpeakerScorer:
         means = self.ubm.means_
         rows_per_block = max(1, _BLOCK_BYTES // (3 * s_count * 8))
         post_by_component = np.ascontiguousarray(log_post.T)
-        total_scores = np.zeros(s_count)
+        out = np.empty((n, s_count)) if per_frame else np.zeros(s_count)
         for start in range(0, n, rows_per_block):
             stop = min(n, start + rows_per_block)
             block = np.asarray(X[start:stop], dtype=np.float64)
@@ -560,8 +629,11 @@ class SpeakerScorer:
                 design[:, :d] = block - means[k]
                 np.dot(design, weights[k], out=G)
                 _logaddexp_into(G, post_by_component[k, start:stop], top, total)
-            total_scores += np.sum(top + np.log(total), axis=0)
-        return total_scores / n
+            if per_frame:
+                out[start:stop] = top + np.log(total)
+            else:
+                out += np.sum(top + np.log(total), axis=0)
+        return out if per_frame else out / n
 
 
 # ---------------------------------------------------------------- decisions

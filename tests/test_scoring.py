@@ -193,6 +193,22 @@ def test_stacked_scorer_in_blocks_and_float32(ubm, speakers, monkeypatch):
     assert llr(ubm, speakers["m0"], X32, top_c=3) == pytest.approx(expected[0], abs=1e-9)
 
 
+@pytest.mark.parametrize("top_c", [2, None])
+def test_frame_scores_are_single_frame_llrs(ubm, speakers, top_c, monkeypatch):
+    """Row t of score_frames is the LLR of the one-frame utterance X[t], on every path."""
+    table = dict(speakers)
+    table["raw"] = speakers["m1"].means_ - 0.1
+    X = draw(ubm, 37, 0.2, 12)
+    expected = np.array([[llr(ubm, model, X[t:t + 1], top_c=top_c) for model in table.values()]
+                         for t in range(len(X))])
+    scorer = SpeakerScorer(ubm, table, top_c=top_c)
+    frames = scorer.score_frames(X)
+    assert frames.shape == (len(X), len(table))
+    np.testing.assert_allclose(frames, expected, rtol=0, atol=1e-9)
+    monkeypatch.setattr(scoring, "_BLOCK_BYTES", 500)  # several blocks
+    np.testing.assert_allclose(SpeakerScorer(ubm, table, top_c=top_c).score_frames(X), expected, rtol=0, atol=1e-9)
+
+
 def test_scorer_identifies_the_right_speaker(ubm):
     offsets = np.random.default_rng(11).normal(scale=1.0, size=(6, D))
     speakers = {f"s{i}": map_adapt(ubm, speaker_stats(ubm, [draw(ubm, 800, off, 20 + i)]))
