@@ -17,6 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from .estimators import ConvergenceWarning, NotFittedError, OnlineGMM, accumulate, chunk_source
 from .io import load
 from .mstep import estimate_parameters
+from .novelty import NoveltyResult, NoveltyTracker
 from .stats import SufficientStats
 
 __all__ = [
@@ -28,5 +29,7 @@ __all__ = [
     "load",
     "ConvergenceWarning",
     "NotFittedError",
+    "NoveltyResult",
+    "NoveltyTracker",
 ]
 __version__ = "0.1.0"
