@@ -66,11 +66,15 @@ __all__ = [
     "add_deltas",
     "cmvn",
     "dct_matrix",
+    "acceleration",
+    "acceleration_weights",
     "delta",
+    "delta_weights",
     "energy_vad",
     "extract",
     "extract_file",
     "extract_files",
+    "filter_valid",
     "frame_count",
     "frame_energy_db",
     "frame_signal",
@@ -707,9 +711,56 @@ def delta(features: np.ndarray, width: int = 9) -> np.ndarray:
     >>> delta(x, width=3)[:, 0]  # edges repeat, interior slope 1
     array([0.5, 1. , 1. , 1. , 1. , 0.5])
     """
+    return _frame_filter(features, delta_weights(width))
+
+
+def delta_weights(width: int) -> np.ndarray:
+    """Weights of :func:`delta` over frames ``t - width // 2 .. t + width // 2``.
+
+    The slope of a least-squares line over the window.
+
+    Parameters
+    ----------
+    width : int
+        Odd window length, >= 3.
+
+    Returns
+    -------
+    np.ndarray, shape (width,), dtype float64
+
+    Examples
+    --------
+    >>> delta_weights(5)
+    array([-0.2, -0.1,  0. ,  0.1,  0.2])
+    """
     offsets = _window_offsets(width)
-    # slope of a least-squares line over the window
-    return _frame_filter(features, offsets / np.sum(offsets**2))
+    return offsets / np.sum(offsets**2)
+
+
+def acceleration_weights(width: int) -> np.ndarray:
+    """Weights of :func:`acceleration` over frames ``t - width // 2 .. t + width // 2``.
+
+    The quadratic term of a least-squares fit over the window is
+    ``sum_n (n^2 - m) y_n / sum_n (n^2 - m)^2`` with ``m`` the mean of
+    ``n^2``; the second derivative is twice that.
+
+    Parameters
+    ----------
+    width : int
+        Odd window length, >= 3.
+
+    Returns
+    -------
+    np.ndarray, shape (width,), dtype float64
+
+    Examples
+    --------
+    >>> acceleration_weights(3)
+    array([ 1., -2.,  1.])
+    """
+    offsets = _window_offsets(width)
+    weights = offsets**2 - np.mean(offsets**2)
+    return 2.0 * weights / np.sum(weights**2)
 
 
 def _window_offsets(width):
@@ -727,11 +778,35 @@ def _frame_filter(features, weights):
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
     half = len(weights) // 2
-    n_frames = x.shape[0]
     padded = np.concatenate([np.repeat(x[:1], half, axis=0), x, np.repeat(x[-1:], half, axis=0)])
-    out = np.zeros_like(x)
+    return filter_valid(padded, weights)
+
+
+def filter_valid(context: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``out[t] = sum_n weights[n] * context[t + n]`` where the whole window fits.
+
+    The arithmetic of :func:`delta` and :func:`acceleration` without the
+    edge padding, for a streaming extractor that brings its own context
+    frames: it gives the same numbers, bit for bit, on the same rows.
+
+    Parameters
+    ----------
+    context : np.ndarray, shape (n_rows, n_features), float
+    weights : np.ndarray, shape (width,)
+
+    Returns
+    -------
+    np.ndarray, shape (max(n_rows - width + 1, 0), n_features), dtype of ``context``
+
+    Examples
+    --------
+    >>> filter_valid(np.arange(5.0)[:, None], delta_weights(3))[:, 0]
+    array([1., 1., 1.])
+    """
+    n_out = max(context.shape[0] - len(weights) + 1, 0)
+    out = np.zeros((n_out,) + context.shape[1:], dtype=context.dtype)
     for i, w in enumerate(weights):
-        out += w * padded[i : i + n_frames]
+        out += w * context[i : i + n_out]
     return out
 
 
@@ -793,12 +868,7 @@ def acceleration(features: np.ndarray, width: int = 9) -> np.ndarray:
     >>> round(float(acceleration(t ** 2)[10, 0]), 9)   # d2/dt2 of t^2
     2.0
     """
-    offsets = _window_offsets(width)
-    # the quadratic term of a least-squares fit over the window is
-    # sum_n (n^2 - m) y_n / sum_n (n^2 - m)^2 with m the mean of n^2; the
-    # second derivative is twice that
-    weights = offsets**2 - np.mean(offsets**2)
-    return _frame_filter(features, 2.0 * weights / np.sum(weights**2))
+    return _frame_filter(features, acceleration_weights(width))
 
 
 def frame_energy_db(frames: np.ndarray) -> np.ndarray:

@@ -1,0 +1,341 @@
+"""Who is speaking now: running speaker scores and decisions over an audio stream.
+
+:class:`StreamScorer` pushes audio through a
+:class:`~speaker_id.stream_features.StreamingFeatureExtractor`, scores every
+new speech frame against all enrolled speakers at once
+(:meth:`speaker_id.scoring.SpeakerScorer.score_frames`, top-C, so the cost
+per frame grows slowly with the number of speakers), and after each push
+reports a :class:`StreamUpdate`:
+
+* ``window_scores``: per speaker, the average per-frame log-likelihood ratio
+  over the speech frames of the last ``window_s`` seconds of the stream
+  (what is being said now);
+* ``total_scores``: the same over every speech frame since the start (the
+  batch score of the whole stream so far);
+* the decision: ``"speaker"`` (the best window score reaches ``threshold``),
+  ``"unknown"`` (it does not) or ``"silence"`` (fewer than ``min_speech_s``
+  seconds of speech in the window);
+* ``events``: a :class:`DecisionEvent` whenever the decision changes, stamped
+  with the stream time it refers to.
+
+Stream time ``now`` is the end of the latest frame the voice activity
+detection has decided on; it trails the audio pushed by the delta
+look-ahead (40 ms by default) and less than one frame. The window holds the
+speech frames that end after ``now - window_s``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+import numpy as np
+
+from .features import FeatureConfig
+from .scoring import SpeakerScorer
+from .stream_features import StreamingFeatureExtractor
+
+__all__ = ["DecisionEvent", "StreamUpdate", "StreamScorer"]
+
+STATES = ("silence", "unknown", "speaker")
+
+
+@dataclass(frozen=True)
+class DecisionEvent:
+    """The decision changed.
+
+    Attributes
+    ----------
+    time : float
+        Stream time in seconds the new decision refers to (``now``).
+    state : {"silence", "unknown", "speaker"}
+        The new state.
+    speaker : str or None
+        The speaker now decided on (``None`` unless ``state == "speaker"``).
+    previous : str or None
+        The speaker decided on before (``None`` if it was not a speaker).
+    previous_state : {"silence", "unknown", "speaker"}
+    score : float or None
+        The best window score at the change (``None`` in silence).
+    """
+
+    time: float
+    state: str
+    speaker: Optional[str]
+    previous: Optional[str]
+    previous_state: str
+    score: Optional[float]
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+    def describe(self) -> str:
+        """One line of text, e.g. ``'3.20 s: unknown -> alice (+0.512)'``."""
+        def label(state, name):
+            return name if state == "speaker" else state
+
+        score = "" if self.score is None else f" ({self.score:+.3f})"
+        return f"{self.time:.2f} s: {label(self.previous_state, self.previous)} -> {label(self.state, self.speaker)}{score}"
+
+
+@dataclass(frozen=True)
+class StreamUpdate:
+    """What one push changed.
+
+    Attributes
+    ----------
+    time : float
+        Stream time ``now`` in seconds (see the module notes).
+    audio_time : float
+        Seconds of audio pushed so far.
+    n_frames : int
+        Speech frames scored in this update.
+    window_frames, total_frames : int
+        Speech frames in the window and since the start.
+    window_scores, total_scores : np.ndarray, shape (n_speakers,)
+        Average per-frame LLR per speaker, in the order of ``names``; NaN
+        when there are no frames.
+    state : {"silence", "unknown", "speaker"}
+    speaker : str or None
+        The decided speaker when ``state == "speaker"``.
+    score : float or None
+        Best window score (``None`` in silence).
+    events : tuple of DecisionEvent
+        At most one: the decision's change in this update.
+    names : list of str
+        Speaker names, in score order.
+    """
+
+    time: float
+    audio_time: float
+    n_frames: int
+    window_frames: int
+    total_frames: int
+    window_scores: np.ndarray = field(repr=False)
+    total_scores: np.ndarray = field(repr=False)
+    state: str
+    speaker: Optional[str]
+    score: Optional[float]
+    events: tuple
+    names: list = field(repr=False)
+
+    def ranking(self, n: int = 5) -> list:
+        """The ``n`` best speakers by window score: ``[(name, window, total), ...]``."""
+        if self.window_frames == 0:
+            order = np.argsort(-np.nan_to_num(self.total_scores, nan=-np.inf), kind="stable")
+        else:
+            order = np.argsort(-self.window_scores, kind="stable")
+        return [(self.names[i], _number(self.window_scores[i]), _number(self.total_scores[i])) for i in order[:n]]
+
+    def to_dict(self, top: int = 5) -> dict:
+        """JSON-ready form, with the ``top`` best speakers' scores (NaN becomes ``None``)."""
+        return {
+            "time": round(self.time, 4), "audio_time": round(self.audio_time, 4),
+            "state": self.state, "speaker": self.speaker, "score": self.score,
+            "frames": self.n_frames, "window_frames": self.window_frames, "total_frames": self.total_frames,
+            "top": [{"speaker": name, "window": w, "total": t} for name, w, t in self.ranking(top)],
+            "events": [e.to_dict() for e in self.events],
+        }
+
+    def describe(self, top: int = 2) -> str:
+        """One line of text for a terminal."""
+        head = f"{self.time:8.2f} s  "
+        if self.state == "silence":
+            return head + f"silence     (speech in window {self.window_frames} frames)"
+        who = self.speaker if self.state == "speaker" else "unknown"
+        best = ", ".join(f"{name} {w:+.3f}" for name, w, _ in self.ranking(top))
+        return head + f"{who:<11s} {self.score:+.3f}  window: {best}"
+
+
+def _number(value):
+    value = float(value)
+    return None if np.isnan(value) else value
+
+
+class StreamScorer:
+    """Score enrolled speakers on an audio stream as it arrives.
+
+    Parameters
+    ----------
+    ubm : OnlineGMM
+        The UBM the speakers were adapted from (diagonal covariances).
+    speakers : mapping of name to OnlineGMM or ndarray of shape (n_components, n_features)
+        Enrolled speaker models (see :class:`~speaker_id.scoring.SpeakerScorer`).
+    feature_config : FeatureConfig
+        The front end the models were trained with.
+    sr : int, optional
+        Sample rate of the pushed audio; defaults to ``feature_config.sr``.
+    resample : bool, default True
+        Resample audio at another rate (True) or refuse it (False).
+    window_s : float, default 3.0
+        Length of the sliding window, in seconds of stream time.
+    min_speech_s : float, default 0.5
+        Speech needed in the window before any decision ("silence" below).
+    threshold : float, default 0.0
+        A speaker is decided when their window score reaches it; otherwise
+        "unknown". Use ``-inf`` for closed-set identification.
+    top_c : int or None, default 5
+        Components per frame (``None``: exact scoring, slower).
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        Precision of the stacked speaker products (float32 is about twice
+        as fast; scores differ by about 1e-6).
+    **extractor_options
+        ``vad_memory_s``, ``cmvn_window_s``, ``cmvn_min_frames`` of
+        :class:`~speaker_id.stream_features.StreamingFeatureExtractor`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamgmm import OnlineGMM
+    >>> from speaker_id.features import FeatureConfig, extract
+    >>> from speaker_id.synth import make_speakers, synthesize
+    >>> from speaker_id.enroll import map_adapt, speaker_stats
+    >>> cfg = FeatureConfig(sr=8000)
+    >>> voices = make_speakers(3, seed=1)
+    >>> audio = {name: [synthesize(v, 2.0, sr=8000, seed=i) for i in range(3)] for name, v in voices.items()}
+    >>> feats = {name: [extract(y, cfg) for y in ys] for name, ys in audio.items()}
+    >>> ubm = OnlineGMM(16, covariance_type="diag", random_state=0).fit(
+    ...     np.concatenate([x for xs in feats.values() for x in xs]))
+    >>> models = {name: map_adapt(ubm, speaker_stats(ubm, xs[:2])) for name, xs in feats.items()}
+    >>> scorer = StreamScorer(ubm, models, cfg, min_speech_s=0.3, threshold=-1.0)
+    >>> updates = [scorer.push(y) for y in np.array_split(audio["spk001"][2], 20)]
+    >>> updates[-1].speaker, [e.speaker for u in updates for e in u.events]
+    ('spk001', ['spk001'])
+    """
+
+    def __init__(
+        self,
+        ubm,
+        speakers: Mapping,
+        feature_config: FeatureConfig,
+        *,
+        sr: Optional[int] = None,
+        resample: bool = True,
+        window_s: float = 3.0,
+        min_speech_s: float = 0.5,
+        threshold: float = 0.0,
+        top_c: Optional[int] = 5,
+        dtype=np.float32,
+        **extractor_options,
+    ):
+        self.extractor = StreamingFeatureExtractor(feature_config, sr=sr, resample=resample, **extractor_options)
+        self.scorer = SpeakerScorer(ubm, speakers, top_c=top_c, dtype=dtype)
+        if feature_config.n_features != ubm.n_features_in_:
+            raise ValueError(
+                f"the feature configuration gives {feature_config.n_features} features but the UBM "
+                f"expects {ubm.n_features_in_}; use the store's own feature configuration"
+            )
+        for name, value in (("window_s", window_s), ("min_speech_s", min_speech_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
+        if window_s <= 0:
+            raise ValueError(f"window_s must be positive, got {window_s!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or np.isnan(threshold):
+            raise ValueError(f"threshold must be a number (or -inf for closed-set decisions), got {threshold!r}")
+        self.window_s = float(window_s)
+        self.min_speech_s = float(min_speech_s)
+        self.threshold = float(threshold)
+        cfg = feature_config
+        hop_s = cfg.hop_length / cfg.sr
+        self._window_frames = max(1, int(round(self.window_s / hop_s)))
+        self._min_frames = int(np.ceil(self.min_speech_s / hop_s - 1e-9))
+        self.reset()
+
+    @classmethod
+    def from_store(cls, store, **options) -> "StreamScorer":
+        """A scorer over every speaker enrolled in a :class:`~speaker_id.store.SpeakerStore`.
+
+        Parameters
+        ----------
+        store : SpeakerStore
+        **options
+            As for the constructor (``sr``, ``window_s``, ``threshold``, ...).
+
+        Raises
+        ------
+        ValueError
+            If the store has no enrolled speaker.
+        """
+        from .pipeline import speaker_model
+
+        names = store.speakers()
+        if not names:
+            raise ValueError(f"the store {store.path} has no enrolled speakers; run `speaker-id enroll` first")
+        models = {name: speaker_model(store, name) for name in names}
+        return cls(store.ubm, models, store.feature_config, **options)
+
+    @property
+    def names(self) -> list:
+        """Speaker names, in score order."""
+        return self.scorer.names
+
+    def reset(self) -> None:
+        """Start a new stream (the models are kept)."""
+        self.extractor.reset()
+        n_speakers = len(self.scorer.names)
+        self._ring = np.zeros((self._window_frames, n_speakers))
+        self._ring_index = np.full(self._window_frames, -1, dtype=np.int64)  # stream frame index; -1 empty
+        self._n_stored = 0
+        self._total = np.zeros(n_speakers)
+        self._total_frames = 0
+        self._state, self._speaker = "silence", None
+
+    def push(self, samples) -> StreamUpdate:
+        """Add audio; score the frames it completes; report the decision.
+
+        Parameters
+        ----------
+        samples : array-like, shape (n_samples,)
+            Mono float samples in [-1, 1] at the stream's rate; any length.
+
+        Returns
+        -------
+        StreamUpdate
+        """
+        return self._update(self.extractor.push(samples))
+
+    def flush(self) -> StreamUpdate:
+        """End of stream: score the frames held for look-ahead and report."""
+        return self._update(self.extractor.flush())
+
+    def _update(self, block) -> StreamUpdate:
+        features, index = block
+        if features.shape[0]:
+            frame_llrs = self.scorer.score_frames(features)
+            self._total += frame_llrs.sum(axis=0)
+            self._total_frames += features.shape[0]
+            keep = min(features.shape[0], self._window_frames)
+            slots = (self._n_stored + np.arange(features.shape[0] - keep, features.shape[0])) % self._window_frames
+            self._ring[slots] = frame_llrs[-keep:]
+            self._ring_index[slots] = index[-keep:]
+            self._n_stored += features.shape[0]
+        extractor = self.extractor
+        latest = extractor.n_decided_ - 1  # the last frame the VAD has decided on
+        now = float(extractor.frame_time(latest)) if latest >= 0 else 0.0
+        in_window = self._ring_index > latest - self._window_frames
+        in_window &= self._ring_index >= 0
+        n_window = int(np.count_nonzero(in_window))
+        n_speakers = len(self.names)
+        window_scores = self._ring[in_window].mean(axis=0) if n_window else np.full(n_speakers, np.nan)
+        total_scores = self._total / self._total_frames if self._total_frames else np.full(n_speakers, np.nan)
+
+        if n_window < max(self._min_frames, 1):
+            state, speaker, score = "silence", None, None
+        else:
+            best = int(np.argmax(window_scores))
+            score = float(window_scores[best])
+            if score >= self.threshold:
+                state, speaker = "speaker", self.names[best]
+            else:
+                state, speaker = "unknown", None
+        events = ()
+        if (state, speaker) != (self._state, self._speaker):
+            events = (DecisionEvent(now, state, speaker, self._speaker, self._state, score),)
+            self._state, self._speaker = state, speaker
+        return StreamUpdate(
+            time=now, audio_time=extractor.time_s, n_frames=int(features.shape[0]),
+            window_frames=n_window, total_frames=self._total_frames,
+            window_scores=window_scores, total_scores=total_scores,
+            state=state, speaker=speaker, score=score, events=events, names=self.names,
+        )
