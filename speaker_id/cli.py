@@ -8,7 +8,7 @@ Exit codes
 3  bad input: a missing, unreadable or unusable audio file, an unknown
    speaker, a corpus that does not follow the protocol
 4  store problem: no store, a corrupt or foreign file, a locked store
-130 interrupted (Ctrl-C)
+130 interrupted (Ctrl-C); ``stream`` exits 0 on Ctrl-C, its normal end for live input
 """
 
 from __future__ import annotations
@@ -83,6 +83,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="open-set threshold (default: closed set)")
     p.add_argument("--top-c", type=int, default=5, help="components per frame in fast scoring (default 5)")
     p.add_argument("--exact", action="store_true", help="score with every component (slower)")
+
+    p = sub.add_parser("stream", help="who is speaking now? score live audio as it arrives",
+                       description="Score an audio stream against every enrolled speaker as it arrives "
+                                   "and print one line per update: the decision over the last --window "
+                                   "seconds (speaker, unknown or silence) and the best scores; decision "
+                                   "changes are printed as events with their stream time. SOURCE is an "
+                                   "audio file, '-' for raw PCM on standard input (e.g. "
+                                   "`arecord -f S16_LE -r 16000 -c 1 -t raw | speaker-id stream --store S -`), "
+                                   "or mic / mic:DEVICE for a microphone (needs the [mic] extra). Ends "
+                                   "at the end of the stream or on Ctrl-C (exit code 0 either way).",
+                       epilog=EPILOG)
+    _add_common(p)
+    p.add_argument("source", metavar="SOURCE", help="audio file, '-' (raw PCM on stdin) or mic[:DEVICE]")
+    p.add_argument("--chunk-ms", type=float, default=100.0, metavar="N", help="audio per update in ms (default 100)")
+    p.add_argument("--realtime", action="store_true", help="play a file or pipe at real-time pace (default: as fast as possible)")
+    p.add_argument("--rate", type=int, default=None, help="sample rate of stdin/mic audio in Hz (default: the store's)")
+    p.add_argument("--channels", type=int, default=1, help="channels of stdin/mic audio, mixed to mono (default 1)")
+    p.add_argument("--format", default="s16le", dest="sample_format",
+                   help="raw PCM sample format of stdin: s16le (default), s24le, s32le, f32le, u8, ... "
+                        "(arecord's S16_LE also accepted)")
+    p.add_argument("--no-resample", action="store_true", help="refuse audio at another rate than the models' instead of resampling it")
+    p.add_argument("--window", type=float, default=3.0, metavar="S", help="sliding window in seconds (default 3)")
+    p.add_argument("--min-speech", type=float, default=0.5, metavar="S",
+                   help="speech needed in the window before a decision, in seconds (default 0.5)")
+    p.add_argument("--threshold", type=float, default=0.0,
+                   help="a speaker is decided when their window score reaches it, else 'unknown' (default 0.0)")
+    p.add_argument("--top-c", type=int, default=5, help="components per frame in scoring (default 5)")
+    p.add_argument("--top", type=int, default=3, metavar="N", help="speakers listed per update (default 3)")
+    p.add_argument("--stall-timeout", type=float, default=30.0, metavar="S",
+                   help="give up when stdin/mic delivers nothing for S seconds; 0 waits forever (default 30)")
+    p.add_argument("--events-only", action="store_true", help="print only decision changes, not every update")
 
     p = sub.add_parser("list", help="list the enrolled speakers", epilog=EPILOG)
     _add_common(p)
@@ -192,6 +223,62 @@ def cmd_identify(args, out):
     return EXIT_OK if result["speaker"] is not None else EXIT_NEGATIVE
 
 
+def cmd_stream(args, out):
+    from .sources import open_source
+    from .store import SpeakerStore
+    from .stream_scoring import StreamScorer
+
+    store = SpeakerStore.open(args.store)
+    config = store.feature_config
+    source = open_source(args.source, chunk_ms=args.chunk_ms, realtime=args.realtime, rate=args.rate,
+                         channels=args.channels, sample_format=args.sample_format,
+                         stall_timeout=args.stall_timeout or None, default_rate=config.sr)
+    scorer = StreamScorer.from_store(store, sr=source.sr, resample=not args.no_resample, window_s=args.window,
+                                     min_speech_s=args.min_speech, threshold=args.threshold, top_c=args.top_c)
+
+    def show(update):
+        if args.events_only and not update.events:
+            return
+        if args.json:
+            print(json.dumps(update.to_dict(args.top)), flush=True)
+            return
+        for event in update.events:
+            print(f"# {event.describe()}", flush=True)
+        if not args.events_only:
+            print(update.describe(args.top), flush=True)
+
+    reason = "end of stream"
+    n_events = 0
+    with source:
+        if source.sr != config.sr and not args.json:
+            print(f"# {source.name}: {source.sr} Hz, resampled to the models' {config.sr} Hz", file=sys.stderr)
+        try:
+            for chunk in source:
+                update = scorer.push(chunk)
+                n_events += len(update.events)
+                show(update)
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        last = scorer.flush()
+        n_events += len(last.events)
+        show(last)
+    extractor = scorer.extractor
+    notes = list(source.notes)
+    if extractor.n_nonfinite_:
+        notes.append(f"{extractor.n_nonfinite_} NaN or infinite samples were replaced by silence")
+    if extractor.n_clipped_:
+        notes.append(f"{extractor.n_clipped_} samples at full scale: the input is clipping; lower the gain")
+    for note in notes:
+        print(f"speaker-id: note: {note}", file=sys.stderr)
+    ranking = last.ranking(args.top, by="total")
+    summary = {"end": reason, "audio_seconds": round(extractor.time_s, 3), "speech_frames": last.total_frames,
+               "n_events": n_events, "total": [{"speaker": n, "score": t} for n, _, t in ranking], "notes": notes}
+    best = ", ".join(f"{n} {t:+.3f}" for n, _, t in ranking if t is not None) or "no speech"
+    out(summary, f"# {reason} after {extractor.time_s:.2f} s of audio, {last.total_frames} speech frames; "
+                 f"whole-stream scores: {best}")
+    return EXIT_OK
+
+
 def cmd_list(args, out):
     from .store import SpeakerStore
 
@@ -277,7 +364,7 @@ def cmd_demo(args, out):
 
 COMMANDS = {
     "train-ubm": cmd_train_ubm, "enroll": cmd_enroll, "verify": cmd_verify, "identify": cmd_identify,
-    "list": cmd_list, "remove": cmd_remove, "evaluate": cmd_evaluate, "demo": cmd_demo,
+    "stream": cmd_stream, "list": cmd_list, "remove": cmd_remove, "evaluate": cmd_evaluate, "demo": cmd_demo,
 }
 
 

@@ -317,9 +317,10 @@ class StreamingFeatureExtractor:
     def _empty(self) -> FrameBlock:
         return FrameBlock(np.zeros((0, self.config.n_features), np.float32), np.zeros(0, np.int64))
 
-    @staticmethod
-    def _concatenate(blocks) -> FrameBlock:
+    def _concatenate(self, blocks) -> FrameBlock:
         blocks = [b for b in blocks if b is not None]
+        if not blocks:
+            return self._empty()
         if len(blocks) == 1:
             return blocks[0]
         return FrameBlock(np.concatenate([b.features for b in blocks]),

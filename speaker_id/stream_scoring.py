@@ -120,12 +120,19 @@ class StreamUpdate:
     events: tuple
     names: list = field(repr=False)
 
-    def ranking(self, n: int = 5) -> list:
-        """The ``n`` best speakers by window score: ``[(name, window, total), ...]``."""
-        if self.window_frames == 0:
-            order = np.argsort(-np.nan_to_num(self.total_scores, nan=-np.inf), kind="stable")
-        else:
-            order = np.argsort(-self.window_scores, kind="stable")
+    def ranking(self, n: int = 5, by: str = "window") -> list:
+        """The ``n`` best speakers: ``[(name, window score, total score), ...]``.
+
+        Parameters
+        ----------
+        n : int, default 5
+        by : {"window", "total"}, default "window"
+            The score to rank by; speakers without a score (NaN) come last.
+        """
+        if by not in ("window", "total"):
+            raise ValueError(f"by must be 'window' or 'total', got {by!r}")
+        key = self.window_scores if by == "window" else self.total_scores
+        order = np.argsort(-np.nan_to_num(key, nan=-np.inf), kind="stable")
         return [(self.names[i], _number(self.window_scores[i]), _number(self.total_scores[i])) for i in order[:n]]
 
     def to_dict(self, top: int = 5) -> dict:
