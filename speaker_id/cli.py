@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-speech", type=float, default=0.5, metavar="S",
                    help="speech needed in the window before a decision, in seconds (default 0.5)")
     p.add_argument("--threshold", type=float, default=0.0,
-                   help="a speaker is decided when their window score reaches it, else 'unknown' (default 0.0)")
+                   help="a speaker is decided when their window score reaches it, else 'unknown' "
+                        "(default 0.0; --threshold=-inf always names the best speaker)")
     p.add_argument("--top-c", type=int, default=5, help="components per frame in scoring (default 5)")
     p.add_argument("--top", type=int, default=3, metavar="N", help="speakers listed per update (default 3)")
     p.add_argument("--stall-timeout", type=float, default=30.0, metavar="S",

@@ -188,3 +188,63 @@ def test_console_script_is_installed():
     exe = shutil.which("speaker-id") or os.path.join(os.path.dirname(os.sys.executable), "speaker-id")
     out = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "enroll" in out.stdout and "exit codes" in out.stdout
+
+
+# ------------------------------------------------------------------ stream
+def _conversation(by_speaker, tmp_path):
+    first, _ = sf.read(by_speaker["spk000"][3], dtype="float32")
+    second, _ = sf.read(by_speaker["spk001"][4], dtype="float32")
+    audio = np.concatenate([first, np.zeros(4 * SR, np.float32), second])
+    return audio, len(first) / SR
+
+
+def test_stream_a_file_follows_the_speakers(store, voices, tmp_path, capsys):
+    _, by_speaker = voices
+    audio, first_end = _conversation(by_speaker, tmp_path)
+    path = tmp_path / "conversation.wav"
+    sf.write(path, audio, SR)
+    argv = ["stream", "--store", str(store), str(path), "--json", "--window", "2", "--threshold=-inf"]
+    assert main(argv) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    updates, summary = lines[:-1], lines[-1]
+    assert len(updates) == int(np.ceil(len(audio) / (0.1 * SR))) + 1  # one per 100 ms chunk, and the flush
+    events = [e for u in updates for e in u["events"]]
+    assert events[0]["speaker"] == "spk000" and events[0]["time"] < first_end
+    silences = [e["time"] for e in events if e["state"] == "silence"]
+    assert silences and first_end < silences[0] < first_end + 2.2
+    assert updates[-1]["speaker"] == "spk001"
+    assert summary["end"] == "end of stream" and summary["audio_seconds"] == pytest.approx(len(audio) / SR)
+
+
+def test_stream_raw_pcm_from_stdin_at_another_rate(store, voices, tmp_path, monkeypatch, capsys):
+    import io
+    import sys
+
+    import soxr
+
+    _, by_speaker = voices
+    audio, _ = _conversation(by_speaker, tmp_path)
+    pcm = np.round(soxr.resample(audio, SR, 8000) * 32767).astype("<i2").tobytes()
+
+    class Stdin:
+        buffer = io.BytesIO(pcm)
+
+    monkeypatch.setattr(sys, "stdin", Stdin())
+    argv = ["stream", "--store", str(store), "-", "--rate", "8000", "--format", "S16_LE", "--events-only",
+            "--threshold=-inf", "--window", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("# ") and "-> spk000" in out.splitlines()[0]
+    assert "end of stream" in out.splitlines()[-1]
+    Stdin.buffer = io.BytesIO(pcm)
+    _expect_error(capsys, argv + ["--no-resample"], 3, "8000 Hz but the models' features are at 16000 Hz")
+
+
+def test_stream_bad_sources_exit_3(store, tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    _expect_error(capsys, ["stream", "--store", str(store), "mic"], 3, "pip install 'streamgmm[mic]'")
+    _expect_error(capsys, ["stream", "--store", str(store), str(tmp_path / "gone.wav")], 3, "gone.wav")
+    _expect_error(capsys, ["stream", "--store", str(store), "-", "--format", "pcm"], 3, "unknown sample format")
+    _expect_error(capsys, ["stream", "--store", str(store), "-", "--chunk-ms", "0"], 3, "positive number of milliseconds")

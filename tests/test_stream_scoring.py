@@ -1,0 +1,137 @@
+"""StreamScorer: scores equal to batch scoring whatever the chunking, window arithmetic, decisions and events."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from streamgmm import OnlineGMM
+from speaker_id.enroll import map_adapt, speaker_stats
+from speaker_id.features import FeatureConfig, extract
+from speaker_id.scoring import SpeakerScorer, llr
+from speaker_id.stream_scoring import StreamScorer
+from speaker_id.synth import make_corpus
+
+SR = 8000
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    """6 synthetic speakers x 4 utterances of 3 s at 8 kHz: spk000..spk003 enrolled on 3 utterances."""
+    utterances = {}
+    for utt in make_corpus(6, 4, 3.0, sr=SR, seed=7):
+        utterances.setdefault(utt.speaker_id, []).append(utt.audio)
+    return utterances
+
+
+def build(corpus, config):
+    feats = {name: [extract(y, config) for y in ys] for name, ys in corpus.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ubm = OnlineGMM(16, covariance_type="diag", random_state=0, max_iter=20).fit(
+            np.concatenate([x for xs in feats.values() for x in xs]))
+    models = {name: map_adapt(ubm, speaker_stats(ubm, feats[name][:3]), relevance_factor=8.0)
+              for name in ("spk000", "spk001", "spk002", "spk003")}
+    return ubm, models
+
+
+@pytest.fixture(scope="module")
+def plain(corpus):
+    """Models on features without VAD or CMVN: the stream then equals offline exactly."""
+    config = FeatureConfig(sr=SR, vad=False, cmvn=False)
+    return (config,) + build(corpus, config)
+
+
+@pytest.fixture(scope="module")
+def default(corpus):
+    config = FeatureConfig(sr=SR)
+    return (config,) + build(corpus, config)
+
+
+def run(scorer, y, chunk):
+    updates = [scorer.push(y[i:i + chunk]) for i in range(0, len(y), chunk)]
+    return updates + [scorer.flush()]
+
+
+@pytest.mark.parametrize("chunk", [1, 80, 800, 10**6])
+def test_total_scores_are_the_offline_scores_whatever_the_chunking(plain, corpus, chunk):
+    config, ubm, models = plain
+    y = corpus["spk001"][3]
+    scorer = StreamScorer(ubm, models, config, top_c=5, dtype=np.float64)
+    last = run(scorer, y, chunk)[-1]
+    X = extract(y, config)
+    expected = [llr(ubm, model, X, top_c=5) for model in models.values()]
+    assert last.total_frames == len(X)
+    np.testing.assert_allclose(last.total_scores, expected, rtol=0, atol=1e-5)
+
+
+def test_window_scores_average_the_last_seconds_of_frames(default, corpus):
+    config, ubm, models = default
+    y = np.concatenate([corpus["spk000"][3], corpus["spk002"][3]])
+    scorer = StreamScorer(ubm, models, config, window_s=1.0, dtype=np.float64)
+    features, index = [], []
+    for i in range(0, len(y), 800):
+        block = scorer.extractor.push(y[i:i + 800])  # the extractor alone gives the frames ...
+        features.append(block.features)
+        index.append(block.frame_index)
+    X, index = np.concatenate(features), np.concatenate(index)
+    frame_llrs = SpeakerScorer(ubm, models, top_c=5).score_frames(X)  # ... a batch scorer their LLRs
+    latest = scorer.extractor.n_decided_ - 1
+    in_window = index > latest - 100  # 1 s = 100 frames of 10 ms
+    scorer.reset()
+    updates = run(scorer, y, 800)
+    final_push = updates[-2]  # before the flush
+    assert final_push.window_frames == in_window.sum()
+    np.testing.assert_allclose(final_push.window_scores, frame_llrs[in_window].mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(final_push.total_scores, frame_llrs.mean(axis=0), atol=1e-4)
+    assert final_push.time == pytest.approx(scorer.extractor.frame_time(latest))
+
+
+def test_a_conversation_gives_one_event_per_change(default, corpus):
+    config, ubm, models = default
+    gap = np.zeros(5 * SR, np.float32)  # longer than the window: the decision falls back to silence
+    y = np.concatenate([corpus["spk000"][3], gap, corpus["spk003"][3]])
+    scorer = StreamScorer(ubm, models, config, window_s=2.0, threshold=-np.inf)
+    updates = run(scorer, y, 800)
+    events = [e for u in updates for e in u.events]
+    assert [(e.state, e.speaker) for e in events] == [
+        ("speaker", "spk000"), ("silence", None), ("speaker", "spk003")]
+    assert events[1].previous == "spk000" and events[2].previous_state == "silence"
+    first_end, second_start = 3.0, 8.0
+    assert 0 < events[0].time < first_end
+    assert first_end < events[1].time <= first_end + 2.0 + 0.1  # the window empties
+    assert second_start < events[2].time < second_start + 3.0
+    assert [u.time for u in updates] == sorted(u.time for u in updates)
+
+
+def test_unknown_below_the_threshold_and_json_form(default, corpus):
+    config, ubm, models = default
+    scorer = StreamScorer(ubm, models, config, threshold=50.0)
+    updates = run(scorer, corpus["spk005"][0], 800)  # not enrolled
+    assert updates[-1].state == "unknown" and updates[-1].speaker is None
+    record = updates[-1].to_dict(top=2)
+    assert record["state"] == "unknown" and len(record["top"]) == 2
+    assert record["top"][0]["window"] >= record["top"][1]["window"]
+    silent = StreamScorer(ubm, models, config).push(np.zeros(800, np.float32))
+    assert silent.n_frames == 0 and silent.state == "silence" and "silence" in silent.describe()
+    assert silent.to_dict()["top"][0]["window"] is None  # no NaN in JSON
+
+
+def test_bad_settings_and_mismatched_models(default, plain):
+    config, ubm, models = default
+    for options in ({"window_s": 0}, {"min_speech_s": -1}, {"threshold": float("nan")}):
+        with pytest.raises(ValueError):
+            StreamScorer(ubm, models, config, **options)
+    with pytest.raises(ValueError, match="no speakers"):
+        StreamScorer(ubm, {}, config)
+    with pytest.raises(ValueError, match="gives 39 features but the UBM expects 60"):
+        StreamScorer(ubm, models, FeatureConfig(sr=SR, n_mfcc=13))
+
+
+def test_nan_samples_do_not_reach_the_scores(default, corpus):
+    config, ubm, models = default
+    y = corpus["spk002"][3].copy()
+    y[4000:4400] = np.nan
+    updates = run(StreamScorer(ubm, models, config, threshold=-np.inf), y, 800)
+    assert all(np.isfinite(u.total_scores).all() for u in updates if u.total_frames)
+    assert updates[-1].speaker == "spk002"
