@@ -280,3 +280,23 @@ def test_bad_parameters_are_refused_by_name(params, message):
 def test_a_model_without_partial_fit_is_refused():
     with pytest.raises(ValueError, match="partial_fit"):
         NoveltyTracker(object())
+
+
+# ------------------------------------------------------------ example script
+def test_the_example_script_detects_every_change_and_writes_its_plot(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "track_density.py"
+    spec = importlib.util.spec_from_file_location("track_density", path)
+    script = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "track_density", script)  # its dataclass looks itself up
+    spec.loader.exec_module(script)
+    out = tmp_path / "tracking.png"
+    evaluation = script.main(["--out", str(out), "--seed", "0"])
+    assert evaluation.n_detected == len(script.CHANGES)
+    assert all(0 < delay <= 3 * script.CHUNK_SECONDS for delay in evaluation.delays)
+    assert evaluation.false_alarms == []
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "summary: 4/4 changes detected" in capsys.readouterr().out
