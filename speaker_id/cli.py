@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="raw PCM sample format of stdin: s16le (default), s24le, s32le, f32le, u8, ... "
                         "(arecord's S16_LE also accepted)")
     p.add_argument("--no-resample", action="store_true", help="refuse audio at another rate than the models' instead of resampling it")
-    p.add_argument("--window", type=float, default=3.0, metavar="S", help="sliding window in seconds (default 3)")
+    p.add_argument("--window", type=float, default=2.0, metavar="S", help="sliding window in seconds (default 2)")
     p.add_argument("--min-speech", type=float, default=0.5, metavar="S",
                    help="speech needed in the window before a decision, in seconds (default 0.5)")
     p.add_argument("--threshold", type=float, default=0.0,
