@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -401,6 +402,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("speaker-id: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (e.g. `speaker-id stream ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (ValueError, KeyError, OSError, ImportError, TimeoutError, StoreError) as exc:
         code = _exit_code_for(exc)
         if args.json:
