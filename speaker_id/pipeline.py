@@ -22,6 +22,7 @@ from .datasets import load_fsdd, read_kaldi_dir
 from .enroll import map_adapt, speaker_stats
 from .features import FeatureConfig, extract_files
 from .store import SpeakerStore
+from .ubm import DEFAULT_BATCH_SIZE, check_learning_method, fit_ubm
 
 NORMALISATIONS = ("none", "znorm", "tnorm", "ztnorm", "snorm")
 
@@ -69,7 +70,7 @@ def identify_file(store: SpeakerStore, path, *, threshold: Optional[float] = Non
 # --------------------------------------------------------------- evaluation
 @dataclass
 class EvaluationResult:
-    """Everything a protocol run measured. ``trials`` rows: (model, test utterance, score, target)."""
+    """Everything a protocol run measured. ``trials`` rows: (model, test utterance, score, target); ``ubm``: the UBM."""
 
     protocol: str
     n_speakers: int
@@ -84,10 +85,11 @@ class EvaluationResult:
     settings: dict
     seconds: dict
     trials: list = field(repr=False, default_factory=list)
+    ubm: Optional[OnlineGMM] = field(repr=False, default=None)
 
     def summary(self) -> dict:
-        """The figures without the trial list (for ``--json``)."""
-        out = {k: v for k, v in self.__dict__.items() if k != "trials"}
+        """The figures without the trial list and the UBM (for ``--json``)."""
+        out = {k: v for k, v in self.__dict__.items() if k not in ("trials", "ubm")}
         out["n_trials"] = len(self.trials)
         out["n_target_trials"] = int(sum(t[3] for t in self.trials))
         return out
@@ -190,6 +192,8 @@ def evaluate(
     norm: str = "tnorm",
     max_iter: int = 50,
     random_state: int = 0,
+    learning_method: str = "batch",
+    batch_size: int = DEFAULT_BATCH_SIZE,
     n_jobs: int = 2,
     p_target: float = 0.01,
     progress: bool = False,
@@ -218,6 +222,16 @@ def evaluate(
     norm : {"none", "znorm", "tnorm", "ztnorm", "snorm"}, default="tnorm"
         Normalisation for the verification figures (EER, minDCF); see
         :func:`normalise_scores`. Identification uses the raw scores.
+    max_iter : int, default=50
+        Batch EM passes of the UBM at most.
+    random_state : int, default=0
+        Seed of the UBM's initialisation (and of the online order).
+    learning_method : {"batch", "online"}, default="batch"
+        How the UBM learns: EM to convergence, or ONE pass of online EM over
+        the training utterances in a seeded random order; see
+        :func:`speaker_id.ubm.fit_ubm`.
+    batch_size : int, default=DEFAULT_BATCH_SIZE
+        Frames per online EM update of the UBM.
     p_target : float, default=0.01
         Target prior of minDCF (c_miss = c_fa = 1).
 
@@ -226,6 +240,7 @@ def evaluate(
     EvaluationResult
     """
     clock = {"start": time.perf_counter()}
+    check_learning_method(learning_method, batch_size)
     if protocol == "fsdd":
         split, default_sr = _fsdd_split(directory), 8000
     elif protocol == "kaldi":
@@ -240,11 +255,11 @@ def evaluate(
     features = dict(zip(paths, extract_files(paths, config, n_jobs=n_jobs)))
     clock["features"] = time.perf_counter()
 
-    ubm = OnlineGMM(n_components, covariance_type="diag", max_iter=max_iter, init_params="kmeans",
-                    random_state=random_state, init_size=max(100 * n_components, 20_000))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ubm.fit([features[u.path] for u in split.train])
+        ubm = fit_ubm([features[u.path] for u in split.train], n_components=n_components,
+                      learning_method=learning_method, batch_size=batch_size, max_iter=max_iter,
+                      random_state=random_state)
     clock["ubm"] = time.perf_counter()
 
     models = {s: map_adapt(ubm, speaker_stats(ubm, [features[u.path] for u in split.enroll[s]]),
@@ -275,11 +290,14 @@ def evaluate(
     }
     settings = {"n_components": n_components, "sr": config.sr, "relevance_factor": relevance_factor,
                 "adapt": list(adapt),
-                "top_c": top_c, "p_target": p_target, "ubm_iterations": ubm.n_iter_,
-                "ubm_converged": bool(ubm.converged_)}
+                "top_c": top_c, "p_target": p_target, "ubm_learning_method": learning_method,
+                "ubm_batch_size": batch_size if learning_method == "online" else None,
+                # passes over the training frames: batch EM's initialisation scan + its iterations
+                "ubm_passes": 1 if learning_method == "online" else ubm.n_iter_ + 1,
+                "ubm_iterations": ubm.n_iter_, "ubm_converged": bool(ubm.converged_)}
     return EvaluationResult(
         protocol=protocol, n_speakers=len(speakers), n_train_utterances=len(split.train),
         n_enroll_utterances=len(enroll_utts), n_test_utterances=len(split.test), eer=float(eer),
         min_dcf=float(dcf), accuracy=accuracy, raw_eer=float(raw_eer), norm=norm,
-        settings=settings, seconds=seconds, trials=trials,
+        settings=settings, seconds=seconds, trials=trials, ubm=ubm,
     )
