@@ -248,3 +248,25 @@ def test_stream_bad_sources_exit_3(store, tmp_path, monkeypatch, capsys):
     _expect_error(capsys, ["stream", "--store", str(store), str(tmp_path / "gone.wav")], 3, "gone.wav")
     _expect_error(capsys, ["stream", "--store", str(store), "-", "--format", "pcm"], 3, "unknown sample format")
     _expect_error(capsys, ["stream", "--store", str(store), "-", "--chunk-ms", "0"], 3, "positive number of milliseconds")
+
+
+def test_stream_reports_nan_and_clipped_samples(store, voices, tmp_path, monkeypatch, capsys):
+    import io
+    import sys
+
+    _, by_speaker = voices
+    audio, _ = _conversation(by_speaker, tmp_path)
+    audio = audio.copy()
+    audio[1000:1010] = np.nan
+    audio[5000:5100] = 1.0
+
+    class Stdin:
+        buffer = io.BytesIO(audio.astype("<f4").tobytes())
+
+    monkeypatch.setattr(sys, "stdin", Stdin())
+    assert main(["stream", "--store", str(store), "-", "--format", "f32le", "--json", "--threshold=-inf"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["total"][0]["score"] is not None
+    assert "10 NaN or infinite samples were replaced by silence" in captured.err
+    assert "100 samples at full scale" in captured.err
