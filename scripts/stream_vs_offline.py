@@ -41,7 +41,7 @@ def load_split(corpus, root):
     return _kaldi_split(repo / "datasets" / "librispeech-mini"), 16000
 
 
-def evaluate(corpus, root, n_components, chunk_ms, turn_s, seed, windows):
+def evaluate(corpus, root, n_components, chunk_ms, turn_s, seed, windows, margins):
     from speaker_id import metrics
     from speaker_id.audio import load_audio
     from speaker_id.enroll import map_adapt, speaker_stats
@@ -109,13 +109,15 @@ def evaluate(corpus, root, n_components, chunk_ms, turn_s, seed, windows):
         t += (len(y) + len(pause)) / sr
     stream = np.concatenate(pieces)
     conversation = {}
-    for window_s in windows:
-        scorer = StreamScorer(ubm, models, config, top_c=5, window_s=window_s, threshold=-np.inf)
-        right = wrong = judged = 0
+    for window_s, margin in [(w, m) for w in windows for m in margins]:
+        scorer = StreamScorer(ubm, models, config, top_c=5, window_s=window_s, switch_margin=margin,
+                              threshold=-np.inf)
+        right = wrong = judged = changes = 0
         span_index = 0
         first_named = {}
         for start in range(0, len(stream), chunk):
             update = scorer.push(stream[start:start + chunk])
+            changes += sum(e.state == "speaker" for e in update.events)
             while span_index < len(spans) - 1 and update.time >= spans[span_index][1]:
                 span_index += 1
             begin, end, speaker = spans[span_index]
@@ -126,7 +128,7 @@ def evaluate(corpus, root, n_components, chunk_ms, turn_s, seed, windows):
                 if update.speaker == speaker and span_index not in first_named:
                     first_named[span_index] = update.time - begin
         delays = list(first_named.values())
-        conversation[window_s] = (right / judged, wrong / judged, len(delays), float(np.median(delays)),
+        conversation[window_s, margin] = (right / judged, wrong / judged, changes / len(spans), len(delays), float(np.median(delays)),
                                   float(np.percentile(delays, 90)))
     print(f"{corpus}: {len(split.train)} UBM utterances, {len(names)} speakers, {len(split.test)} tests; "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -144,15 +146,17 @@ def main():
     parser.add_argument("--chunk-ms", type=float, default=100.0)
     parser.add_argument("--turn", type=float, default=4.0, help="minimum speaker turn in seconds (default 4)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--window", type=float, nargs="+", default=[1.5, 3.0],
-                        help="sliding windows to compare in the conversation, seconds (default 1.5 3)")
+    parser.add_argument("--window", type=float, nargs="+", default=[1.5, 2.0, 3.0],
+                        help="sliding windows to compare in the conversation, seconds (default 1.5 2 3)")
+    parser.add_argument("--margin", type=float, nargs="+", default=[0.0, 0.5],
+                        help="switch margins (hysteresis) to compare in the conversation (default 0 0.5)")
     args = parser.parse_args()
     from speaker_id.datasets import find_dataset_root
 
     root = args.datasets or find_dataset_root()
     if root is None:
         sys.exit("speech corpora not found: pass --datasets DIR or set SPEAKER_ID_DATASETS")
-    rows = [evaluate(c, Path(root), args.components, args.chunk_ms, args.turn, args.seed, args.window)
+    rows = [evaluate(c, Path(root), args.components, args.chunk_ms, args.turn, args.seed, args.window, args.margin)
             for c in args.corpus]
     print(f"{'corpus':18s} {'offline acc':>11s} {'live acc':>9s} {'offline EER':>11s} {'live EER':>9s} "
           f"{'mean |dLLR|':>11s}")
@@ -160,12 +164,12 @@ def main():
         print(f"{r['corpus']:18s} {100 * r['acc_off']:10.2f}% {100 * r['acc_live']:8.2f}% {100 * r['eer_off']:10.2f}% "
               f"{100 * r['eer_live']:8.2f}% {r['diff']:11.3f}")
     print()
-    print(f"{'conversation':18s} {'minutes':>7s} {'turns':>6s} {'window':>7s} {'right':>6s} {'wrong':>6s} "
-          f"{'silence':>8s} {'turns named':>12s} {'named after (median, p90)':>27s}")
+    print(f"{'conversation':18s} {'minutes':>7s} {'turns':>6s} {'window':>7s} {'margin':>6s} {'right':>6s} {'wrong':>6s} "
+          f"{'silence':>8s} {'namings/turn':>12s} {'turns named':>12s} {'named after (median, p90)':>27s}")
     for r in rows:
-        for window_s, (right, wrong, named, median, p90) in r["conversation"].items():
-            print(f"{r['corpus']:18s} {r['minutes']:7.1f} {r['turns']:6d} {window_s:6.1f}s {100 * right:5.1f}% "
-                  f"{100 * wrong:5.1f}% {100 * (1 - right - wrong):7.1f}% {named:5d} of {r['turns']:<4d} "
+        for (window_s, margin), (right, wrong, namings, named, median, p90) in r["conversation"].items():
+            print(f"{r['corpus']:18s} {r['minutes']:7.1f} {r['turns']:6d} {window_s:6.1f}s {margin:6.2f} {100 * right:5.1f}% "
+                  f"{100 * wrong:5.1f}% {100 * (1 - right - wrong):7.1f}% {namings:12.2f} {named:5d} of {r['turns']:<4d} "
                   f"{median:12.2f} s, {p90:.2f} s")
 
 

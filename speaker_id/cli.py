@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.0,
                    help="a speaker is decided when their window score reaches it, else 'unknown' "
                         "(default 0.0; --threshold=-inf always names the best speaker)")
+    p.add_argument("--switch-margin", type=float, default=0.5, metavar="M",
+                   help="keep the decided speaker while their score is within M of the best (default 0.5)")
     p.add_argument("--top-c", type=int, default=5, help="components per frame in scoring (default 5)")
     p.add_argument("--top", type=int, default=3, metavar="N", help="speakers listed per update (default 3)")
     p.add_argument("--stall-timeout", type=float, default=30.0, metavar="S",
@@ -236,7 +238,8 @@ def cmd_stream(args, out):
                          channels=args.channels, sample_format=args.sample_format,
                          stall_timeout=args.stall_timeout or None, default_rate=config.sr)
     scorer = StreamScorer.from_store(store, sr=source.sr, resample=not args.no_resample, window_s=args.window,
-                                     min_speech_s=args.min_speech, threshold=args.threshold, top_c=args.top_c)
+                                     min_speech_s=args.min_speech, threshold=args.threshold,
+                                     switch_margin=args.switch_margin, top_c=args.top_c)
 
     def show(update):
         if args.events_only and not update.events:

@@ -14,7 +14,8 @@ reports a :class:`StreamUpdate`:
   batch score of the whole stream so far);
 * the decision: ``"speaker"`` (the best window score reaches ``threshold``),
   ``"unknown"`` (it does not) or ``"silence"`` (fewer than ``min_speech_s``
-  seconds of speech in the window);
+  seconds of speech in the window); a decided speaker keeps the decision
+  while their score stays within ``switch_margin`` of the best;
 * ``events``: a :class:`DecisionEvent` whenever the decision changes, stamped
   with the stream time it refers to.
 
@@ -180,12 +181,22 @@ class StreamScorer:
         follows turns faster but decides on less speech: in conversations
         built from FSDD and librispeech-mini test utterances
         (``scripts/stream_vs_offline.py``) 2 s named the right speaker most
-        often (66 % and 88 % of the turn time, against 61 % and 86 % with 3 s).
+        often (64 % and 88 % of the turn time, against 57 % and 84 % with 3 s
+        and 60 % and 85 % with 1.5 s).
     min_speech_s : float, default 0.5
         Speech needed in the window before any decision ("silence" below).
     threshold : float, default 0.0
         A speaker is decided when their window score reaches it; otherwise
         "unknown". Use ``-inf`` for closed-set identification.
+    switch_margin : float, default 0.5
+        Hysteresis: while the decided speaker's window score stays within
+        this much of the best one (and reaches ``threshold``), the decision
+        stays with them, so two close scores do not make the decision flicker.
+        0 always follows the best score. In the conversations of
+        ``scripts/stream_vs_offline.py`` (2 s window) 0.5 cut the changes of
+        decision per speaker turn from 2.19 to 1.21 (librispeech-mini) and
+        from 1.15 to 1.03 (FSDD) at the same or 1.4 points lower share of
+        turn time named right.
     top_c : int or None, default 5
         Components per frame (``None``: exact scoring, slower).
     dtype : {numpy.float32, numpy.float64}, default numpy.float32
@@ -226,6 +237,7 @@ class StreamScorer:
         window_s: float = 2.0,
         min_speech_s: float = 0.5,
         threshold: float = 0.0,
+        switch_margin: float = 0.5,
         top_c: Optional[int] = 5,
         dtype=np.float32,
         **extractor_options,
@@ -244,12 +256,17 @@ class StreamScorer:
             raise ValueError(f"window_s must be positive, got {window_s!r}")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or np.isnan(threshold):
             raise ValueError(f"threshold must be a number (or -inf for closed-set decisions), got {threshold!r}")
+        if isinstance(switch_margin, bool) or not isinstance(switch_margin, (int, float)) \
+                or not np.isfinite(switch_margin) or switch_margin < 0:
+            raise ValueError(f"switch_margin must be a non-negative number, got {switch_margin!r}")
+        self.switch_margin = float(switch_margin)
         self.window_s = float(window_s)
         self.min_speech_s = float(min_speech_s)
         self.threshold = float(threshold)
         cfg = feature_config
         hop_s = cfg.hop_length / cfg.sr
         self._window_frames = max(1, int(round(self.window_s / hop_s)))
+        self._index = {name: i for i, name in enumerate(self.scorer.names)}
         self._min_frames = int(np.ceil(self.min_speech_s / hop_s - 1e-9))
         self.reset()
 
@@ -335,6 +352,10 @@ class StreamScorer:
             state, speaker, score = "silence", None, None
         else:
             best = int(np.argmax(window_scores))
+            if self._state == "speaker":
+                current = self._index[self._speaker]
+                if window_scores[current] >= max(window_scores[best] - self.switch_margin, self.threshold):
+                    best = current
             score = float(window_scores[best])
             if score >= self.threshold:
                 state, speaker = "speaker", self.names[best]

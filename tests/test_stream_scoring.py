@@ -135,3 +135,18 @@ def test_nan_samples_do_not_reach_the_scores(default, corpus):
     updates = run(StreamScorer(ubm, models, config, threshold=-np.inf), y, 800)
     assert all(np.isfinite(u.total_scores).all() for u in updates if u.total_frames)
     assert updates[-1].speaker == "spk002"
+
+
+def test_switch_margin_holds_the_decision_until_another_speaker_is_clearly_ahead(default, corpus):
+    config, ubm, models = default
+    y = np.concatenate([corpus["spk000"][3], corpus["spk003"][3]])  # no pause between the turns
+    follow = run(StreamScorer(ubm, models, config, threshold=-np.inf, switch_margin=0.0), y, 800)
+    sticky = run(StreamScorer(ubm, models, config, threshold=-np.inf, switch_margin=1e6), y, 800)
+    assert follow[-1].speaker == "spk003"
+    assert {u.speaker for u in sticky if u.state == "speaker"} == {"spk000"}
+    # while held, the reported score is the held speaker's, not the best one
+    held = sticky[-1]
+    assert held.score == pytest.approx(held.window_scores[held.names.index("spk000")])
+    assert held.score < np.max(held.window_scores)
+    with pytest.raises(ValueError, match="switch_margin"):
+        StreamScorer(ubm, models, config, switch_margin=-0.1)
