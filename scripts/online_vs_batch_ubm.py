@@ -130,6 +130,14 @@ def print_verdict(rows, means):
         seeds_text = " ".join("n/a" if np.isnan(x) else f"{100 * x:+.0f}%" for x in per_seed)
         print(f"{name:10s}: online {100 * o[key]:.3f} % vs batch {100 * b[key]:.3f} % (means over seeds): "
               f"relative {100 * rel:+.1f} % -> {verdict} the {100 * TARGET:.0f} % target; per seed: {seeds_text}")
+        if len(per_seed) > 1:
+            diffs = 100 * np.array([[r[key] for r in rows if r["seed"] == seed and r["method"] == "online"][0]
+                                    - [r[key] for r in rows if r["seed"] == seed and r["method"] == "batch"][0]
+                                    for seed in sorted({r["seed"] for r in rows})])
+            se = diffs.std(ddof=1) / np.sqrt(len(diffs))
+            print(f"{'':10s}  paired difference online - batch: {diffs.mean():+.3f} +- {se:.3f} points "
+                  f"(mean +- standard error over {len(diffs)} seeds; online higher on {int((diffs > 0).sum())}, "
+                  f"lower on {int((diffs < 0).sum())})")
     print(f"held-out log-likelihood per frame: online {o['log_likelihood']:.3f}, batch {b['log_likelihood']:.3f} "
           f"({100 * (o['log_likelihood'] - b['log_likelihood']) / abs(b['log_likelihood']):+.2f} %)")
     print(f"UBM training: online {o['seconds']:.2f} s in 1 pass, batch {b['seconds']:.2f} s in "
