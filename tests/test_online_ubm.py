@@ -31,9 +31,12 @@ def test_one_online_pass_is_as_close_to_batch_em_as_its_first_iteration(fsdd_fra
     # its first iteration to convergence, from the same kind of start (k-means
     # on a 20,000-frame sample). One online pass reads every frame once, as
     # one batch iteration does, so it must end at least that close to the
-    # converged model; measured on the whole of FSDD with 128 components it
-    # ends where batch EM is after 3 iterations (scripts/online_vs_batch_ubm.py
-    # --sweep). The reference does not depend on the online results.
+    # converged model. The reference does not depend on the online results.
+    # Measured here (16 components, seed 0): online ends 0.23 nats per frame
+    # below batch EM, the tolerance is 0.43; an online pass over the first
+    # 20,000 frames only misses by 0.55. With 128 components one pass ends
+    # where batch EM is after 3-5 iterations (scripts/online_vs_batch_ubm.py
+    # --sweep).
     utterances, held_out = fsdd_frames
     k = 16
     batch = fit_ubm(utterances, n_components=k, random_state=0)
