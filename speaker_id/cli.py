@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--components", type=int, default=128, metavar="K", help="Gaussian components (default 128)")
     p.add_argument("--sr", type=int, default=16000, help="feature sample rate in Hz; audio is resampled (default 16000)")
     p.add_argument("--max-iter", type=int, default=50, help="EM passes at most (default 50)")
+    p.add_argument("--learning-method", choices=("batch", "online"), default="batch",
+                   help="UBM learning: EM to convergence, or one shuffled pass of online EM (default batch)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="FRAMES",
+                   help="frames per online EM update of the UBM (default 8000)")
     p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor (default 16)")
     p.add_argument("--adapt", default="means", help="comma-separated MAP-adapted parameters among "
                    "weights,means,variances (default means)")
@@ -135,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fsdd: DIR holds {digit}_{speaker}_{index}.wav, index 0-4 test, 5-49 train; "
                         "kaldi: DIR/train and DIR/test Kaldi data directories")
     p.add_argument("--components", type=int, default=128, metavar="K", help="UBM components (default 128)")
+    p.add_argument("--learning-method", choices=("batch", "online"), default="batch",
+                   help="UBM learning: EM to convergence, or one shuffled pass of online EM (default batch)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="FRAMES",
+                   help="frames per online EM update of the UBM (default 8000)")
     p.add_argument("--norm", choices=("none", "znorm", "tnorm", "ztnorm", "snorm"), default="tnorm",
                    help="score normalisation for EER/minDCF; cohort = the other enrolled speakers (default tnorm)")
     p.add_argument("--relevance-factor", type=float, default=16.0)
@@ -169,6 +177,12 @@ def _audio_paths(items):
     return paths
 
 
+def _batch_size(args):
+    from .ubm import DEFAULT_BATCH_SIZE  # here: importing ubm loads numba, not needed to parse
+
+    return DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
+
+
 def cmd_train_ubm(args, out):
     from .features import FeatureConfig
     from .store import SpeakerStore
@@ -178,14 +192,18 @@ def cmd_train_ubm(args, out):
     adapt = tuple(a.strip() for a in args.adapt.split(",") if a.strip())
     config = FeatureConfig(sr=args.sr)
     ubm = train_ubm(paths, config, n_components=args.components, max_iter=args.max_iter,
+                    learning_method=args.learning_method, batch_size=_batch_size(args),
                     n_jobs=args.jobs, progress=not (args.quiet or args.json))
     store = SpeakerStore.create(args.store, ubm, config, relevance_factor=args.relevance_factor,
                                 adapt=adapt, overwrite=args.overwrite)
     result = {"store": str(store.path), "files": len(paths), "components": args.components,
-              "iterations": ubm.n_iter_, "converged": bool(ubm.converged_),
-              "log_likelihood_per_frame": float(ubm.lower_bound_)}
-    out(result, f"trained a {args.components}-component UBM on {len(paths)} files "
-                f"({ubm.n_iter_} EM passes, {'converged' if ubm.converged_ else 'not converged'}); "
+              "learning_method": args.learning_method, "iterations": ubm.n_iter_,
+              "converged": bool(ubm.converged_), "log_likelihood_per_frame": float(ubm.lower_bound_)}
+    if args.learning_method == "online":
+        how = f"one online EM pass, {ubm.n_iter_} updates"
+    else:
+        how = f"{ubm.n_iter_} EM passes, {'converged' if ubm.converged_ else 'not converged'}"
+    out(result, f"trained a {args.components}-component UBM on {len(paths)} files ({how}); "
                 f"store created at {store.path}")
     return EXIT_OK
 
@@ -324,6 +342,7 @@ def cmd_evaluate(args, out):
     from .pipeline import evaluate
 
     result = evaluate(args.protocol, args.directory, n_components=args.components, sr=args.sr,
+                      learning_method=args.learning_method, batch_size=_batch_size(args),
                       relevance_factor=args.relevance_factor, top_c=args.top_c, norm=args.norm,
                       n_jobs=args.jobs, p_target=args.p_target)
     if args.scores_out:

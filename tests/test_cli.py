@@ -270,3 +270,17 @@ def test_stream_reports_nan_and_clipped_samples(store, voices, tmp_path, monkeyp
     assert summary["total"][0]["score"] is not None
     assert "10 NaN or infinite samples were replaced by silence" in captured.err
     assert "100 samples at full scale" in captured.err
+
+
+def test_train_ubm_online_in_one_pass(voices, tmp_path, capsys):
+    root, by_speaker = voices
+    background = [str(root / f"spk{i:03d}") for i in range(4, 10)]
+    store = str(tmp_path / "online")
+    argv = ["train-ubm", "--store", store, "--components", "8", "--jobs", "1", "--quiet", "--json",
+            "--learning-method", "online", "--batch-size", "1000", *background]
+    assert main(argv) == 0
+    result = _json(capsys)
+    assert result["learning_method"] == "online" and np.isfinite(result["log_likelihood_per_frame"])
+    assert main(["enroll", "--store", store, "spk000", *map(str, by_speaker["spk000"][:3])]) == 0
+    assert main(["verify", "--store", store, "spk000", str(by_speaker["spk000"][4]), "--threshold=-1000"]) == 0
+    _expect_error(capsys, argv[:3] + ["--overwrite", "--batch-size", "0", *background], 3, "batch_size")
