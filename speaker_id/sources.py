@@ -17,8 +17,8 @@ last. Multichannel audio is mixed to mono by averaging the channels.
 
 Sources never hold more than a few chunks: a pipe or microphone that stalls
 for ``stall_timeout`` seconds raises :class:`SourceError` instead of waiting
-forever; a microphone whose reader falls behind drops the oldest audio and
-counts it.
+forever; a microphone whose reader falls behind drops the audio that does
+not fit in its queue and says how much.
 """
 
 from __future__ import annotations
@@ -325,8 +325,8 @@ class MicrophoneSource(AudioSource):
     stall_timeout : float, default 5
         Raise :class:`SourceError` if the device delivers nothing this long.
     max_queued_chunks : int, default 50
-        Chunks buffered when the reader falls behind; older ones are then
-        dropped (counted in :attr:`notes`).
+        Chunks buffered when the reader falls behind; audio arriving while
+        the queue is full is dropped (counted in :attr:`notes`).
     """
 
     def __init__(self, rate, channels=1, device=None, chunk_ms=100.0, stall_timeout=5.0, max_queued_chunks=50):

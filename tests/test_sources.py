@@ -106,3 +106,47 @@ def test_microphone_without_sounddevice_says_how_to_get_it(monkeypatch):
         open_source("mic")
     with pytest.raises(SourceError, match="arecord"):
         MicrophoneSource(16000)
+
+
+class _FakeInputStream:
+    """Stands in for sounddevice.InputStream: start() delivers blocks to the callback at once."""
+
+    blocks = []
+
+    def __init__(self, samplerate, channels, device, dtype, blocksize, callback):
+        self.callback, self.channels, self.blocksize = callback, channels, blocksize
+        self.closed = False
+
+    def start(self):
+        for block in self.blocks:
+            self.callback(block, len(block), None, None)
+
+    def stop(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_microphone_chunks_overruns_and_stalls(monkeypatch):
+    import types
+
+    stereo = [np.full((800, 2), 0.1 * (i + 1), np.float32) for i in range(5)]
+    _FakeInputStream.blocks = stereo
+    fake = types.SimpleNamespace(InputStream=_FakeInputStream)
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    source = open_source("mic:3", rate=8000, channels=2, chunk_ms=100, stall_timeout=0.05)
+    assert isinstance(source, MicrophoneSource) and source.sr == 8000 and source.chunk_samples == 800
+    got = []
+    with pytest.raises(SourceError, match="delivered no audio for 0.05 s"):
+        for chunk in source:  # five blocks, then the device goes quiet
+            got.append(chunk)
+    assert [float(c[0]) for c in got] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    source.close()
+    assert source._stream.closed
+    # a reader that falls behind loses the newest audio beyond the queue, and is told
+    _FakeInputStream.blocks = stereo
+    slow = MicrophoneSource(8000, channels=2, chunk_ms=100, stall_timeout=0.05, max_queued_chunks=2)
+    with pytest.raises(SourceError):
+        list(slow)
+    assert slow.notes == ["2400 samples lost: scoring fell behind the microphone"]

@@ -150,3 +150,19 @@ def test_switch_margin_holds_the_decision_until_another_speaker_is_clearly_ahead
     assert held.score < np.max(held.window_scores)
     with pytest.raises(ValueError, match="switch_margin"):
         StreamScorer(ubm, models, config, switch_margin=-0.1)
+
+
+def test_state_stays_bounded_over_a_long_stream(default, corpus):
+    config, ubm, models = default
+    scorer = StreamScorer(ubm, models, config, window_s=2.0)
+    speech = np.concatenate([corpus[name][0] for name in sorted(corpus)])  # 18 s of six voices
+    sizes = None
+    for lap in range(20):  # six minutes of audio
+        for i in range(0, len(speech), 800):
+            update = scorer.push(speech[i:i + 800])
+        state = (scorer._ring.shape, scorer._ring_index.shape, scorer.extractor._ring.shape,
+                 scorer.extractor._context.shape, scorer.extractor._samples.size < config.win_length + 800)
+        assert sizes is None or state == sizes
+        sizes = state
+    assert update.total_frames > 20_000 and update.window_frames <= 200
+    assert np.isfinite(update.total_scores).all()
