@@ -162,6 +162,17 @@ class OnlineGMM:
         sample of this many frames in a first pass (default ``max(50 K,
         10000)``); ``partial_fit`` buffers the first frames of the stream
         until it has this many (default ``max(20 K, 200)``), then initialises.
+    init_max_iter : int, default=1
+        ``partial_fit`` only: EM iterations run on the buffered
+        initialisation frames (in memory) before online learning starts,
+        stopping early when the lower bound gains less than ``tol``. One
+        pass over a stream still reads every frame once; more iterations
+        start the stream from a better model. On FSDD (128 components,
+        20,000 initialisation frames, one pass over 94,000 MFCC frames) 20
+        iterations took the held-out log-likelihood from 0.52 to 0.29 nats
+        per frame below batch EM's, but did not lower the speaker
+        verification EER (raw 1.31 % against 1.24 % over 20 seeds, within
+        the spread between seeds).
     covariance_floor : float, default=1e-3
         Variances may not fall below this fraction of the data's global
         variance per feature (0 disables the floor).
@@ -236,6 +247,7 @@ class OnlineGMM:
         verbose=0,
         verbose_interval=10,
         init_size=None,
+        init_max_iter=1,
         covariance_floor=1e-3,
         min_weight=1e-5,
         step_offset=1.0,
@@ -258,6 +270,7 @@ class OnlineGMM:
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.init_size = init_size
+        self.init_max_iter = init_max_iter
         self.covariance_floor = covariance_floor
         self.min_weight = min_weight
         self.step_offset = step_offset
@@ -318,6 +331,7 @@ class OnlineGMM:
             raise ValueError(f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}.")
         if self.init_size is not None:
             check_positive_int(self.init_size, "init_size")
+        check_positive_int(self.init_max_iter, "init_max_iter")
         check_nonnegative_float(self.covariance_floor, "covariance_floor")
         check_nonnegative_float(self.min_weight, "min_weight")
         if self.min_weight * self.n_components >= 1.0:
@@ -606,10 +620,16 @@ class OnlineGMM:
             moments = RunningMoments()
             moments.add(data)
             self._initialise(data, moments.mean, moments.variance, self._rng_state())
-            stats = self._density_plan().accumulate(data)
-            self._running_stats = stats * (1.0 / stats.n_frames)
-            self.lower_bound_ = self._running_stats.log_likelihood
-            self._m_step(self._running_stats)
+            previous = -np.inf
+            for i in range(self.init_max_iter):
+                stats = self._density_plan().accumulate(data)
+                self._running_stats = stats * (1.0 / stats.n_frames)
+                if i == 0:  # the chunk's likelihood before learning, as for every later chunk
+                    self.lower_bound_ = self._running_stats.log_likelihood
+                self._m_step(self._running_stats)
+                if self._running_stats.log_likelihood - previous < self.tol:
+                    break
+                previous = self._running_stats.log_likelihood
             self.n_updates_ = 1
             self.converged_, self.n_iter_, self.lower_bounds_ = False, 1, [self.lower_bound_]
             return self

@@ -108,3 +108,21 @@ def test_stats_from_parameters_inverts_the_m_step():
         model._m_step(model.stats_from_parameters())
         for old, new in zip(before, (model.weights_, model.means_, model.covariances_)):
             np.testing.assert_allclose(new, old, rtol=1e-9, atol=1e-12)
+
+
+def test_init_max_iter_runs_em_on_the_initialisation_buffer():
+    X, _ = make_mixture(3000, [0.5, 0.3, 0.2], [[0, 0], [5, 5], [0, 6]], [[1, 1], [0.5, 2], [2, 0.5]], seed=4)
+    models = {}
+    for n_iter in (1, 30):
+        model = OnlineGMM(3, covariance_type="diag", init_size=3000, init_max_iter=n_iter, tol=0.0,
+                          random_state=0)
+        models[n_iter] = model.partial_fit(X)
+    # the lower bound reported is the likelihood before learning, the same initial model either way
+    assert models[1].lower_bound_ == pytest.approx(models[30].lower_bound_, abs=1e-12)
+    # EM never lowers the likelihood of the frames it runs on: more iterations fit the buffer better
+    assert models[30].score(X) > models[1].score(X) + 1e-3
+    # three well-separated clusters have one optimum: 30 in-memory iterations reach batch EM's
+    batch = OnlineGMM(3, covariance_type="diag", random_state=1, max_iter=200, tol=1e-10).fit(X)
+    assert models[30].score(X) == pytest.approx(batch.score(X), abs=1e-3)
+    with pytest.raises(ValueError, match="init_max_iter"):
+        OnlineGMM(2, init_max_iter=0).partial_fit(X)
