@@ -25,10 +25,10 @@ EPILOG = """exit codes: 0 success or accepted; 1 rejected or unknown speaker; 2 
 3 bad input (audio, speaker name, corpus); 4 store problem; 130 interrupted"""
 
 
-def _add_common(parser, store=True):
+def _add_common(parser, store=True, json_help="print one JSON object instead of text"):
     if store:
         parser.add_argument("--store", required=True, metavar="STORE", help="speaker store directory")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--json", action="store_true", help=json_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "or mic / mic:DEVICE for a microphone (needs the [mic] extra). Ends "
                                    "at the end of the stream or on Ctrl-C (exit code 0 either way).",
                        epilog=EPILOG)
-    _add_common(p)
+    _add_common(p, json_help="print JSON lines: one object per update, then a summary object")
     p.add_argument("source", metavar="SOURCE", help="audio file, '-' (raw PCM on stdin) or mic[:DEVICE]")
     p.add_argument("--chunk-ms", type=float, default=100.0, metavar="N", help="audio per update in ms (default 100)")
     p.add_argument("--realtime", action="store_true", help="play a file or pipe at real-time pace (default: as fast as possible)")
