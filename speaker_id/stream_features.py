@@ -6,8 +6,10 @@ and emits each frame as soon as it can be computed. What it gives, against
 :func:`speaker_id.features.extract` on the whole recording:
 
 * **MFCCs, deltas and delta-deltas are the offline numbers** (to float
-  rounding, whatever the chunking): framing has no padding, each frame's
-  MFCCs depend on its own samples only, and the deltas need
+  rounding, whatever the chunking): with ``config.center`` the stream is
+  padded with ``win_length // 2`` zeros when it starts and when it is
+  flushed, exactly as a whole recording is; each frame's MFCCs depend on
+  its own samples only, and the deltas need
   ``delta_width // 2`` frames of look-ahead (4 frames, 40 ms by default),
   with the first frame repeated before the stream and the last one after it
   (:meth:`~StreamingFeatureExtractor.flush`). A frame is therefore emitted
@@ -76,7 +78,9 @@ class FrameBlock(NamedTuple):
         The frames' features (speech frames only when the VAD is on).
     frame_index : np.ndarray, shape (n_frames,), dtype int64
         Index of each frame in the stream; frame ``i`` covers samples
-        ``i * hop_length .. i * hop_length + win_length`` at ``config.sr``.
+        ``i * hop_length - pad .. i * hop_length - pad + win_length`` at
+        ``config.sr``, with ``pad = win_length // 2`` when ``config.center``
+        (frame ``i`` is centred on sample ``i * hop_length``), else 0.
     """
 
     features: np.ndarray
@@ -138,7 +142,7 @@ class StreamingFeatureExtractor:
     >>> blocks = [stream.push(y[i:i + 333]) for i in range(0, len(y), 333)] + [stream.flush()]
     >>> X = np.concatenate([b.features for b in blocks])
     >>> X.shape, bool(np.allclose(X, extract(y, cfg), atol=1e-4))
-    ((98, 60), True)
+    ((101, 60), True)
     """
 
     def __init__(
@@ -175,6 +179,7 @@ class StreamingFeatureExtractor:
         window = None if self.cmvn_window_s is None else max(1, int(round(self.cmvn_window_s / hop_s)))
         self._cmvn_window = window
         self._half = cfg.delta_width // 2
+        self._pad = cfg.win_length // 2 if cfg.center else 0
         self._weights = (delta_weights(cfg.delta_width), acceleration_weights(cfg.delta_width))
         self.reset()
 
@@ -187,7 +192,8 @@ class StreamingFeatureExtractor:
             import soxr
 
             self._resampler = soxr.ResampleStream(self.sr, cfg.sr, 1, dtype="float32", quality="HQ")
-        self._samples = np.zeros(0, dtype=np.float32)  # from sample n_frames_ * hop_length on
+        # from (padded) sample n_frames_ * hop_length on; a centred stream starts with its padding
+        self._samples = np.zeros(self._pad, dtype=np.float32)
         self._context = None  # static MFCCs: deltas' look-back and pending frames
         self._pending_from = 0  # stream index of the first frame not yet through the deltas
         self._vad_queue = np.zeros(0)  # energies of frames waiting for their deltas
@@ -229,7 +235,7 @@ class StreamingFeatureExtractor:
         float or np.ndarray, shape (n,)
         """
         cfg = self.config
-        return (np.asarray(frame_index) * cfg.hop_length + cfg.win_length) / cfg.sr
+        return (np.asarray(frame_index) * cfg.hop_length + cfg.win_length - self._pad) / cfg.sr
 
     # ------------------------------------------------------------ input
     def _clean(self, samples) -> np.ndarray:
@@ -297,6 +303,8 @@ class StreamingFeatureExtractor:
         blocks = []
         if self._resampler is not None:
             blocks.append(self._analyse(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)))
+        if self._pad:
+            blocks.append(self._analyse(np.zeros(self._pad, np.float32)))
         self._finished = True
         static = np.zeros((0, self.config.n_mfcc), dtype=np.float32)
         blocks.append(self._deltas_and_after(static, np.zeros(0), final=True))
@@ -310,7 +318,7 @@ class StreamingFeatureExtractor:
 
     @property
     def n_pending_samples(self) -> int:
-        """Samples received but not yet part of a whole frame (dropped at flush)."""
+        """Samples (the start padding included) not yet part of a whole frame."""
         return int(self._samples.size)
 
     # ------------------------------------------------------------ stages

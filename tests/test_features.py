@@ -73,7 +73,10 @@ def test_config_from_dict_rejects_unknown_keys():
 
 
 def test_config_from_dict_fills_defaults():
-    assert FeatureConfig.from_dict({}) == FeatureConfig()
+    assert FeatureConfig.from_dict({"center": True}) == FeatureConfig()
+    # a dict without "center" predates the option: those models were trained on unpadded frames
+    assert FeatureConfig.from_dict({}) == FeatureConfig(center=False)
+    assert FeatureConfig.from_dict(FeatureConfig().to_dict()) == FeatureConfig()
 
 
 @pytest.mark.parametrize(
@@ -124,7 +127,8 @@ def test_pure_tone_mfcc_frame_count_and_dtype():
     # 500 Hz completes exactly 5 periods per 160-sample hop, so every frame
     # holds the same samples and must give the same cepstrum.
     y = np.sin(2 * np.pi * 500 * np.arange(n) / sr).astype(np.float32)
-    m = mfcc(y, FeatureConfig())
+    assert mfcc(y, FeatureConfig()).shape == (1 + n // 160, 20)  # librosa's count with center=True
+    m = mfcc(y, FeatureConfig(center=False))  # no zero-padded edge frames
     assert m.shape == (1 + (n - 400) // 160, 20)
     assert m.dtype == np.float32
     assert np.isfinite(m).all()
@@ -153,7 +157,7 @@ def test_mfcc_matches_librosa_with_same_framing(sr):
     the difference aligns its frames with ours (center=False in both).
     """
     y = _noise(sr, seed=sr)
-    cfg = FeatureConfig(sr=sr, preemphasis=0.0, window="hann")
+    cfg = FeatureConfig(sr=sr, preemphasis=0.0, window="hann", center=False)
     win, n_fft, hop = cfg.win_length, cfg.fft_size, cfg.hop_length
     left = (n_fft - win) // 2
     padded = np.concatenate([np.zeros(left, np.float32), y, np.zeros(n_fft - win - left, np.float32)])
@@ -178,7 +182,7 @@ def test_preemphasis_is_applied_inside_each_frame():
 
 def test_mfcc_of_frame_chunks_equals_mfcc_of_whole_signal():
     """Streaming-friendliness: a frame's MFCCs depend on that frame only."""
-    cfg = FeatureConfig()
+    cfg = FeatureConfig(center=False)
     y = _noise(16000 * 2, seed=3)
     whole = mfcc(y, cfg)
     hop, win = cfg.hop_length, cfg.win_length
@@ -331,7 +335,7 @@ def test_48k_stereo_file_matches_16k_mono_file(tmp_path):
     sf.write(tmp_path / "m16.wav", _multitone(t16), 16000, subtype="FLOAT")
     raw_cfg = FeatureConfig(vad=False, cmvn=False)
     a, b = extract_file(tmp_path / "s48.wav", raw_cfg), extract_file(tmp_path / "m16.wav", raw_cfg)
-    assert a.shape == b.shape == (198, 60)
+    assert a.shape == b.shape == (1 + 32000 // 160, 60)  # 2 s, centred frames
     # Resampling perturbs only the first and last milliseconds, which reach
     # 4 frames into the deltas and delta-deltas; the rest agrees closely.
     np.testing.assert_allclose(a[9:-9], b[9:-9], atol=2e-3)
@@ -361,7 +365,7 @@ def test_extract_files_keeps_order_in_process_and_in_workers(tmp_path):
         paths.append(p)
     cfg = FeatureConfig(vad=False)
     serial = extract_files(paths, cfg, n_jobs=1)
-    assert [x.shape[0] for x in serial] == [frame_count(int(16000 * s), 400, 160) for s in [1.0, 0.3, 0.6, 0.45]]
+    assert [x.shape[0] for x in serial] == [1 + int(16000 * s) // 160 for s in [1.0, 0.3, 0.6, 0.45]]
     parallel = extract_files(paths, cfg, n_jobs=2)
     assert len(parallel) == len(paths)
     for a, b in zip(serial, parallel):
@@ -391,7 +395,7 @@ def test_real_fsdd_and_librispeech_files_give_finite_features():
     for paths, cfg in [(fsdd, FeatureConfig(sr=8000)), (libri, FeatureConfig())]:
         for p in paths:
             X = extract_file(p, cfg)
-            n_total = frame_count(sf.info(p).frames, cfg.win_length, cfg.hop_length)
+            n_total = 1 + sf.info(p).frames * cfg.sr // sf.info(p).samplerate // cfg.hop_length
             assert X.dtype == np.float32 and X.shape[1] == 60
             assert np.isfinite(X).all()
             # The VAD keeps speech but drops some of the pauses.

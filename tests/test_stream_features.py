@@ -5,7 +5,7 @@ import pytest
 import soxr
 
 from speaker_id.datasets import find_dataset_root
-from speaker_id.features import FeatureConfig, FeatureError, extract, frame_energy_db, frame_signal
+from speaker_id.features import FeatureConfig, FeatureError, config_frames, extract, frame_energy_db
 from speaker_id.stream_features import StreamingFeatureExtractor
 from speaker_id.synth import make_speakers, synthesize
 
@@ -50,9 +50,10 @@ def close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-4)
 
 
+@pytest.mark.parametrize("center", [True, False])
 @pytest.mark.parametrize("chunk", CHUNKS + ["random"])
-def test_mfcc_and_deltas_equal_offline_whatever_the_chunking(speech, chunk):
-    cfg = FeatureConfig(sr=SR, vad=False, cmvn=False)
+def test_mfcc_and_deltas_equal_offline_whatever_the_chunking(speech, chunk, center):
+    cfg = FeatureConfig(sr=SR, vad=False, cmvn=False, center=center)
     X, index, ex = stream(speech, cfg, chunk)
     reference = extract(speech, cfg)
     assert X.shape == reference.shape and X.dtype == np.float32
@@ -67,14 +68,14 @@ def test_short_streams_use_the_same_edge_frames(speech):
         y = speech[3000:3000 + n_samples]
         X, _, _ = stream(y, cfg, 37)
         close(X, extract(y, cfg))
-    X, index, ex = stream(speech[:150], cfg, 10)  # less than one frame
-    assert X.shape == (0, 60) and ex.n_pending_samples == 150
+    X, index, ex = stream(speech[:150], FeatureConfig(sr=SR, vad=False, cmvn=False, center=False), 10)
+    assert X.shape == (0, 60) and ex.n_pending_samples == 150  # less than one frame, unpadded
 
 
 def test_vad_is_the_causal_offline_rule(speech):
     cfg = FeatureConfig(sr=SR, cmvn=False)
     X, index, _ = stream(speech, cfg, 333)
-    energy = frame_energy_db(frame_signal(speech, win_length=cfg.win_length, hop_length=cfg.hop_length))
+    energy = frame_energy_db(config_frames(speech, cfg))
     running_peak = np.maximum.accumulate(energy)
     expected = (energy > running_peak - cfg.vad_threshold_db) & (energy > cfg.vad_floor_db)
     np.testing.assert_array_equal(index, np.flatnonzero(expected))
@@ -90,7 +91,7 @@ def test_vad_memory_uses_the_loudest_recent_frame(speech):
     cfg = FeatureConfig(sr=SR, cmvn=False)
     memory_s = 0.5  # 50 frames
     _, index, _ = stream(speech, cfg, 123, vad_memory_s=memory_s)
-    energy = frame_energy_db(frame_signal(speech, win_length=cfg.win_length, hop_length=cfg.hop_length))
+    energy = frame_energy_db(config_frames(speech, cfg))
     peak = np.array([energy[max(0, t - 49):t + 1].max() for t in range(len(energy))])
     expected = (energy > peak - cfg.vad_threshold_db) & (energy > cfg.vad_floor_db)
     np.testing.assert_array_equal(index, np.flatnonzero(expected))
