@@ -181,8 +181,8 @@ class StreamScorer:
         follows turns faster but decides on less speech: in conversations
         built from FSDD and librispeech-mini test utterances
         (``scripts/stream_vs_offline.py``) 2 s named the right speaker most
-        often (64 % and 88 % of the turn time, against 57 % and 84 % with 3 s
-        and 60 % and 85 % with 1.5 s).
+        often (65 % and 86 % of the updates in the turns, against 58 % and
+        84 % with 3 s and 62 % and 83 % with 1.5 s).
     min_speech_s : float, default 0.5
         Speech needed in the window before any decision ("silence" below).
     threshold : float, default 0.0
@@ -194,9 +194,9 @@ class StreamScorer:
         stays with them, so two close scores do not make the decision flicker.
         0 always follows the best score. In the conversations of
         ``scripts/stream_vs_offline.py`` (2 s window) 0.5 cut the changes of
-        decision per speaker turn from 2.19 to 1.21 (librispeech-mini) and
-        from 1.15 to 1.03 (FSDD) at the same or 1.4 points lower share of
-        turn time named right.
+        decision per speaker turn from 2.10 to 1.26 (librispeech-mini) and
+        from 1.15 to 1.03 (FSDD) for 0.6 and 1.6 points fewer updates named
+        right.
     top_c : int or None, default 5
         Components per frame (``None``: exact scoring, slower).
     dtype : {numpy.float32, numpy.float64}, default numpy.float32

@@ -171,8 +171,8 @@ class OnlineGMM:
         20,000 initialisation frames, one pass over 94,000 MFCC frames) 20
         iterations took the held-out log-likelihood from 0.52 to 0.29 nats
         per frame below batch EM's, but did not lower the speaker
-        verification EER (raw 1.31 % against 1.24 % over 20 seeds, within
-        the spread between seeds).
+        verification EER (raw 1.31 % against 1.24 %, and with centred frames
+        1.04 % against 1.00 %, over 20 seeds each).
     covariance_floor : float, default=1e-3
         Variances may not fall below this fraction of the data's global
         variance per feature (0 disables the floor).
