@@ -16,19 +16,22 @@ and emits each frame as soon as it can be computed. What it gives, against
   ``delta_width // 2`` hops after its last sample arrives.
 * **VAD becomes causal.** Offline, a frame is speech when its energy is within
   ``vad_threshold_db`` of the loudest frame *of the utterance*. Here the
-  loudest frame is the loudest so far (``vad_memory_s=None``), or the
-  loudest of the last ``vad_memory_s`` seconds, so levels can change over a
-  long stream. Frames after the utterance's loudest frame get the offline
-  decision exactly; earlier ones may pass that offline would drop.
+  first ``vad_warmup_frames`` frames (1 s) are held and judged against the
+  loudest of them; later frames against the loudest frame so far
+  (``vad_memory_s=None``), or the loudest of the last ``vad_memory_s``
+  seconds, so levels can change over a long stream. Frames after the
+  utterance's loudest frame get the offline decision exactly, and so does
+  every frame of an utterance of at most 1 s; earlier frames of a longer
+  one may pass that offline would drop.
 * **CMVN becomes causal.** Offline, each utterance is normalised with the
   mean and variance of all its speech frames. Here a frame is normalised
   with the statistics of the last ``cmvn_window_s`` seconds of speech
   frames, itself included (``None``: every speech frame so far). So that
   the first frames are not normalised with almost no statistics, the first
   ``cmvn_min_frames`` speech frames are held back and normalised together
-  with their own statistics: a one-off start-up delay. An utterance with at
-  most ``cmvn_min_frames`` speech frames, pushed whole and flushed, is
-  normalised exactly as offline.
+  with their own statistics: a one-off start-up delay. An utterance of at
+  most 1 s (``vad_warmup_frames`` frames, so at most ``cmvn_min_frames``
+  speech frames), pushed and flushed, gives exactly the offline features.
 
 The extractor keeps a bounded state (a frame of samples, ``delta_width``
 frames of context, the CMVN window), and splits very large pushes into
@@ -119,6 +122,10 @@ class StreamingFeatureExtractor:
     cmvn_min_frames : int, default 100
         Speech frames held back at the start and normalised with their own
         statistics (1 s at the default 10 ms hop).
+    vad_warmup_frames : int, default 100
+        Frames held back at the start and judged by the VAD against the
+        loudest of them (1 s); 0 judges every frame against the running peak
+        from the first frame on.
 
     Attributes
     ----------
@@ -154,6 +161,7 @@ class StreamingFeatureExtractor:
         vad_memory_s: Optional[float] = None,
         cmvn_window_s: Optional[float] = 3.0,
         cmvn_min_frames: int = 100,
+        vad_warmup_frames: int = 100,
     ):
         self.config = config or FeatureConfig()
         if not isinstance(self.config, FeatureConfig):
@@ -174,6 +182,10 @@ class StreamingFeatureExtractor:
         if isinstance(cmvn_min_frames, bool) or not isinstance(cmvn_min_frames, (int, np.integer)) or cmvn_min_frames < 1:
             raise ValueError(f"cmvn_min_frames must be a positive integer, got {cmvn_min_frames!r}")
         self.cmvn_min_frames = int(cmvn_min_frames)
+        if isinstance(vad_warmup_frames, bool) or not isinstance(vad_warmup_frames, (int, np.integer)) \
+                or vad_warmup_frames < 0:
+            raise ValueError(f"vad_warmup_frames must be a non-negative integer, got {vad_warmup_frames!r}")
+        self.vad_warmup_frames = int(vad_warmup_frames)
         hop_s = cfg.hop_length / cfg.sr
         self._vad_memory = None if self.vad_memory_s is None else max(1, int(round(self.vad_memory_s / hop_s)))
         window = None if self.cmvn_window_s is None else max(1, int(round(self.cmvn_window_s / hop_s)))
@@ -199,6 +211,7 @@ class StreamingFeatureExtractor:
         self._vad_queue = np.zeros(0)  # energies of frames waiting for their deltas
         self._energies = np.zeros(0)  # the last vad_memory - 1 energies decided
         self._peak = -np.inf
+        self._vad_held = [] if self.vad_warmup_frames else None  # warm-up: (features, index, energy)
         width = self.config.n_features
         self._held = []  # CMVN warm-up: (features, frame index) blocks
         self._n_held = 0
@@ -372,17 +385,38 @@ class StreamingFeatureExtractor:
         self._pending_from = first + n_ready
         index = np.arange(first, first + n_ready, dtype=np.int64)
         if cfg.vad:
-            keep = self._speech(energy, n_ready, final)
-            feats, index = feats[keep], index[keep]
+            feats, index = self._speech(feats, index, energy, final)
         if cfg.cmvn:
             return self._normalise(feats, index)
         return self._emit(feats, index)
 
-    def _speech(self, energy, n_ready, final) -> np.ndarray:
-        """VAD decisions of the next ``n_ready`` frames (energies arrive ahead of the deltas)."""
-        cfg = self.config
+    def _speech(self, feats, index, energy, final):
+        """Keep the speech frames among ``feats`` (their energies arrive ahead of the deltas).
+
+        The first ``vad_warmup_frames`` frames are held and decided together
+        against the loudest of them; later frames against the running peak.
+        """
+        n_ready = feats.shape[0]
         self._vad_queue = np.concatenate([self._vad_queue, energy])
         e, self._vad_queue = self._vad_queue[:n_ready], self._vad_queue[n_ready:]
+        if self._vad_held is None:
+            return self._running_vad(feats, index, e)
+        self._vad_held.append((feats, index, e))
+        if sum(len(h[2]) for h in self._vad_held) < self.vad_warmup_frames and not final:
+            return feats[:0], index[:0]
+        feats, index, e = (np.concatenate(parts) for parts in zip(*self._vad_held))
+        self._vad_held = None
+        w = self.vad_warmup_frames
+        if e.size:
+            self._peak = e[:w].max()
+        if self._vad_memory is not None:
+            self._energies = e[:w][-(self._vad_memory - 1):] if self._vad_memory > 1 else np.zeros(0)
+        first = self._decide(feats[:w], index[:w], e[:w], np.full(e[:w].shape, self._peak))
+        rest = self._running_vad(feats[w:], index[w:], e[w:])
+        return np.concatenate([first[0], rest[0]]), np.concatenate([first[1], rest[1]])
+
+    def _running_vad(self, feats, index, e):
+        """Decide frames against the loudest so far, or of the last ``vad_memory_s``."""
         if self._vad_memory is None:
             peak = np.maximum.accumulate(np.concatenate([[self._peak], e]))[1:]
             if e.size:
@@ -393,7 +427,12 @@ class StreamingFeatureExtractor:
             peak = maximum_filter1d(history, size=m, origin=(m - 1) // 2, mode="nearest")[self._energies.size:] \
                 if history.size else history
             self._energies = history[-(m - 1):] if m > 1 else np.zeros(0)
-        return (e > peak - cfg.vad_threshold_db) & (e > cfg.vad_floor_db)
+        return self._decide(feats, index, e, peak)
+
+    def _decide(self, feats, index, e, peak):
+        cfg = self.config
+        keep = (e > peak - cfg.vad_threshold_db) & (e > cfg.vad_floor_db)
+        return feats[keep], index[keep]
 
     def _normalise(self, feats, index) -> FrameBlock:
         if self._counts[1] < self.cmvn_min_frames and feats.shape[0]:

@@ -76,7 +76,9 @@ def test_vad_is_the_causal_offline_rule(speech):
     cfg = FeatureConfig(sr=SR, cmvn=False)
     X, index, _ = stream(speech, cfg, 333)
     energy = frame_energy_db(config_frames(speech, cfg))
-    running_peak = np.maximum.accumulate(energy)
+    # the first 100 frames against the loudest of them, then the loudest so far
+    running_peak = np.maximum.accumulate(np.concatenate([[energy[:100].max()], energy[100:]]))
+    running_peak = np.concatenate([np.full(100, running_peak[0]), running_peak[1:]])
     expected = (energy > running_peak - cfg.vad_threshold_db) & (energy > cfg.vad_floor_db)
     np.testing.assert_array_equal(index, np.flatnonzero(expected))
     close(X, extract(speech, FeatureConfig(sr=SR, vad=False, cmvn=False))[index])
@@ -93,15 +95,28 @@ def test_vad_memory_uses_the_loudest_recent_frame(speech):
     _, index, _ = stream(speech, cfg, 123, vad_memory_s=memory_s)
     energy = frame_energy_db(config_frames(speech, cfg))
     peak = np.array([energy[max(0, t - 49):t + 1].max() for t in range(len(energy))])
+    peak[:100] = energy[:100].max()  # the warm-up second is judged against its loudest frame
     expected = (energy > peak - cfg.vad_threshold_db) & (energy > cfg.vad_floor_db)
     np.testing.assert_array_equal(index, np.flatnonzero(expected))
 
 
 def test_warm_up_cmvn_of_a_short_utterance_is_the_offline_cmvn(speech):
     cfg = FeatureConfig(sr=SR, vad=False)
-    y = speech[:8000]  # 98 frames, all held back and normalised together
+    y = speech[:8000]  # 101 frames, all held back and normalised together
     X, _, _ = stream(y, cfg, 250, cmvn_min_frames=200)
     close(X, extract(y, cfg))
+
+
+@pytest.mark.parametrize("chunk", [1, 80, None])
+def test_an_utterance_of_at_most_a_second_streams_to_the_offline_features(speech, chunk):
+    """VAD and CMVN warm-ups hold the whole utterance, so the offline rules apply exactly."""
+    cfg = FeatureConfig(sr=SR)
+    for start in (0, 3000, 11000):
+        y = speech[start:start + 7800]  # 98 frames, under the 100-frame warm-ups
+        X, _, _ = stream(y, cfg, chunk)
+        reference = extract(y, cfg)
+        assert X.shape == reference.shape
+        close(X, reference)
 
 
 @pytest.mark.parametrize("window_s", [0.4, None])
