@@ -2,7 +2,7 @@
 
 The chain run by :func:`extract` is, per utterance::
 
-    y --frame_signal--> frames (n_frames, win_length)
+    y --config_frames--> frames (n_frames, win_length)   centred: half a window of zeros each side
       --power_spectrum--> (n_frames, 1 + n_fft // 2)   pre-emphasis, window, |FFT|^2
       --log_mel--> (n_frames, n_mels)                   mel filterbank, 10 log10
       --@ dct_matrix--> (n_frames, n_mfcc)              orthonormal DCT-II, c0 kept
