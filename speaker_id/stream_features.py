@@ -55,6 +55,7 @@ from .features import (
     FeatureConfig,
     FeatureError,
     acceleration_weights,
+    cmvn,
     delta_weights,
     filter_valid,
     frame_count,
@@ -455,13 +456,10 @@ class StreamingFeatureExtractor:
         feats = np.concatenate([f for f, _ in self._held])
         index = np.concatenate([i for _, i in self._held])
         self._held, self._n_held = [], 0
-        out = np.empty(feats.shape, dtype=np.float32)
-        _sliding_cmvn(feats, self._ring, self._sums, self._counts, self._cmvn_window or 0, out)
-        x = feats.astype(np.float64)
-        mean = x.mean(axis=0)
-        std = np.sqrt(np.mean((x - mean) ** 2, axis=0))
-        std[std < 1e-8] = 1.0
-        return self._emit(((x - mean) / std).astype(np.float32), index)
+        # the frames enter the sliding window (its output is not used) ...
+        _sliding_cmvn(feats, self._ring, self._sums, self._counts, self._cmvn_window or 0, np.empty_like(feats))
+        # ... and are normalised as offline, with their own statistics
+        return self._emit(cmvn(feats), index)
 
     def _emit(self, feats, index) -> FrameBlock:
         self.n_emitted_ += feats.shape[0]

@@ -304,7 +304,6 @@ class StreamScorer:
         n_speakers = len(self.scorer.names)
         self._ring = np.zeros((self._window_frames, n_speakers))
         self._ring_index = np.full(self._window_frames, -1, dtype=np.int64)  # stream frame index; -1 empty
-        self._n_stored = 0
         self._total = np.zeros(n_speakers)
         self._total_frames = 0
         self._state, self._speaker = "silence", None
@@ -331,13 +330,12 @@ class StreamScorer:
         features, index = block
         if features.shape[0]:
             frame_llrs = self.scorer.score_frames(features)
-            self._total += frame_llrs.sum(axis=0)
-            self._total_frames += features.shape[0]
             keep = min(features.shape[0], self._window_frames)
-            slots = (self._n_stored + np.arange(features.shape[0] - keep, features.shape[0])) % self._window_frames
+            slots = (self._total_frames + np.arange(features.shape[0] - keep, features.shape[0])) % self._window_frames
             self._ring[slots] = frame_llrs[-keep:]
             self._ring_index[slots] = index[-keep:]
-            self._n_stored += features.shape[0]
+            self._total += frame_llrs.sum(axis=0)
+            self._total_frames += features.shape[0]
         extractor = self.extractor
         latest = extractor.n_decided_ - 1  # the last frame the VAD has decided on
         now = float(extractor.frame_time(latest)) if latest >= 0 else 0.0
