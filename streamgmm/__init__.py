@@ -14,8 +14,7 @@ import os
 # be set before the OpenMP runtime loads; a value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .estimators import ConvergenceWarning, NotFittedError, OnlineGMM, accumulate, chunk_source
-from .io import load
+from .estimators import ConvergenceWarning, NotFittedError, OnlineGMM, accumulate, chunk_source, load
 from .mstep import estimate_parameters
 from .novelty import NoveltyResult, NoveltyTracker
 from .stats import SufficientStats

@@ -15,11 +15,15 @@ additive statistics) and ``estimate_parameters`` (M-step):
   chunks).
 
 Parameter and attribute names are scikit-learn's ``GaussianMixture``'s.
+A model's file (settings, parameters and running statistics, in the format
+of :mod:`streamgmm.io`) is written by ``OnlineGMM.save`` and read by
+:func:`load`.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import numbers
 import sys
 import time
@@ -42,6 +46,7 @@ from .init import (
     initial_responsibilities,
     split_initialisation,
 )
+from .io import MODEL_KIND, STATS_KIND, check_header, header, read_npz, write_npz_atomic
 from .mstep import estimate_parameters, reseed_starved
 from .parameters import (
     covariances_from_precisions,
@@ -749,10 +754,37 @@ class OnlineGMM:
 
     # --------------------------------------------------------- persistence
     def save(self, path):
-        """Write the fitted model to one ``.npz`` file; read it back with :func:`streamgmm.load`."""
-        from .io import save_model
+        """Write the fitted model to one ``.npz`` file (atomically); read it back with :func:`streamgmm.load`.
 
-        save_model(self, path)
+        The file holds the settings (as JSON; the ``*_init`` arrays are not
+        kept), the parameters, the fit results and the running statistics
+        (as ``stats_*`` members), so a loaded model can go on learning.
+
+        Parameters
+        ----------
+        path : str or Path
+            Destination; no ``.npz`` suffix is appended.
+        """
+        self._check_is_fitted()
+        arrays = {
+            **header(MODEL_KIND),
+            "params_json": np.array(json.dumps(self._json_params())),
+            "weights": self.weights_,
+            "means": self.means_,
+            "covariances": self.covariances_,
+            "shift": self.shift_,
+            # a 0-d NaN stands for "no floor" (None cannot be stored without pickle)
+            "variance_floor": np.array(np.nan) if self.variance_floor_ is None else self.variance_floor_,
+            "n_updates": np.array(getattr(self, "n_updates_", 0)),
+            "converged": np.array(bool(getattr(self, "converged_", False))),
+            "n_iter": np.array(getattr(self, "n_iter_", 0)),
+            "lower_bound": np.array(getattr(self, "lower_bound_", np.nan)),
+        }
+        if self._running_stats is not None:
+            for name, value in self._running_stats.to_arrays().items():
+                if name not in ("kind", "format_version"):
+                    arrays["stats_" + name] = value
+        write_npz_atomic(path, arrays)
 
     @classmethod
     def from_sklearn(cls, gaussian_mixture, **params):
@@ -794,3 +826,58 @@ def accumulate(model, X):
     """
     X = model._check_X(X)
     return model._density_plan().accumulate(X)
+
+
+def load(path):
+    """Read a model written by :meth:`OnlineGMM.save`; never unpickles.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    OnlineGMM
+        Fitted, ready to score or to go on learning with ``partial_fit``.
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, not a streamgmm model file, of another format
+        version, truncated or corrupt.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from streamgmm import OnlineGMM, load
+    >>> X = np.random.default_rng(0).normal(size=(500, 3))
+    >>> gmm = OnlineGMM(n_components=2, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> gmm.save(path)
+    >>> bool(np.allclose(load(path).score_samples(X), gmm.score_samples(X)))
+    True
+    """
+    source = f"model file {path}"
+    arrays = read_npz(path)
+    check_header(arrays, MODEL_KIND, source)
+    try:
+        params = json.loads(str(arrays["params_json"]))
+        model = OnlineGMM(**params)
+        weights, means, covariances = arrays["weights"], arrays["means"], arrays["covariances"]
+        shift, floor = arrays["shift"], arrays["variance_floor"]
+        n_updates, converged = int(arrays["n_updates"]), bool(arrays["converged"])
+        n_iter, lower_bound = int(arrays["n_iter"]), float(arrays["lower_bound"])
+    except KeyError as exc:
+        raise ValueError(f"{source} is missing the field {exc.args[0]!r}; it is truncated or foreign.") from None
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{source} has invalid settings ({exc}); the file is corrupt.") from None
+    model._set_parameters(weights, means, covariances, shift=shift, variance_floor=floor, source=source)
+    model.n_updates_, model.converged_, model.n_iter_, model.lower_bound_ = n_updates, converged, n_iter, lower_bound
+    if "stats_zeroth" in arrays:
+        stats_arrays = {k[len("stats_"):]: v for k, v in arrays.items() if k.startswith("stats_")}
+        stats_arrays["kind"] = np.array(STATS_KIND)
+        stats_arrays["format_version"] = arrays["format_version"]
+        model._running_stats = SufficientStats.from_arrays(stats_arrays, source=source)
+        if model._running_stats.second.shape[0] != model.n_components:
+            raise ValueError(f"{source} holds statistics of another shape than its model; the file is corrupt.")
+    return model

@@ -1,4 +1,11 @@
-"""Files: one ``.npz`` per object, with a kind and a format version, never pickled.
+"""The file format: one ``.npz`` per object, with a kind and a format version, never pickled.
+
+Every file holds a header of two 0-d arrays, ``kind`` (a string naming what
+the file holds, e.g. :data:`STATS_KIND` or :data:`MODEL_KIND`) and
+``format_version`` (:data:`FORMAT_VERSION`), beside the object's own arrays,
+which each object's ``save`` chooses. This module knows only arrays and
+headers, not the objects: :meth:`streamgmm.SufficientStats.save` and
+:meth:`streamgmm.OnlineGMM.save` build their arrays and write them here.
 
 Loading a file from an untrusted source must never run code, so everything
 is read with ``allow_pickle=False``; strings are stored as numpy unicode
@@ -7,7 +14,6 @@ arrays and nested settings as a JSON string.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import zipfile
@@ -15,9 +21,25 @@ from pathlib import Path
 
 import numpy as np
 
-from .stats import FORMAT_VERSION, STATS_KIND, SufficientStats
-
+FORMAT_VERSION = 1
+STATS_KIND = "streamgmm.SufficientStats"
 MODEL_KIND = "streamgmm.OnlineGMM"
+
+
+def header(kind):
+    """The header arrays of a file holding a ``kind``, at the current format version.
+
+    Parameters
+    ----------
+    kind : str
+        What the file holds, e.g. :data:`STATS_KIND`.
+
+    Returns
+    -------
+    dict of str to ndarray of shape ()
+        ``kind`` (a unicode string) and ``format_version`` (an integer).
+    """
+    return {"kind": np.array(kind), "format_version": np.array(FORMAT_VERSION)}
 
 
 def write_npz_atomic(path, arrays):
@@ -86,7 +108,22 @@ def read_npz(path):
 
 
 def check_header(arrays, kind, source):
-    """Check that ``arrays`` carry the expected ``kind`` and a known format version."""
+    """Check that ``arrays`` carry the expected ``kind`` and a known format version.
+
+    Parameters
+    ----------
+    arrays : dict of str to ndarray
+        As returned by :func:`read_npz`.
+    kind : str
+        The kind expected, e.g. :data:`MODEL_KIND`.
+    source : str
+        What the arrays came from (e.g. ``"model file m.npz"``), for the messages.
+
+    Raises
+    ------
+    ValueError
+        If the header is missing, names another kind, or another format version.
+    """
     if "kind" not in arrays or "format_version" not in arrays:
         raise ValueError(f"{source} has no streamgmm header (kind, format_version); it is not a streamgmm file.")
     found = str(arrays["kind"])
@@ -98,79 +135,3 @@ def check_header(arrays, kind, source):
             f"{source} has format version {version}; this streamgmm reads version {FORMAT_VERSION}. "
             "Re-save it with the streamgmm version that wrote it, or upgrade streamgmm."
         )
-
-
-def save_model(model, path):
-    """Write a fitted :class:`~streamgmm.OnlineGMM` (parameters, settings, running statistics)."""
-    model._check_is_fitted()
-    arrays = {
-        "kind": np.array(MODEL_KIND),
-        "format_version": np.array(FORMAT_VERSION),
-        "params_json": np.array(json.dumps(model._json_params())),
-        "weights": model.weights_,
-        "means": model.means_,
-        "covariances": model.covariances_,
-        "shift": model.shift_,
-        # a 0-d NaN stands for "no floor" (None cannot be stored without pickle)
-        "variance_floor": np.array(np.nan) if model.variance_floor_ is None else model.variance_floor_,
-        "n_updates": np.array(getattr(model, "n_updates_", 0)),
-        "converged": np.array(bool(getattr(model, "converged_", False))),
-        "n_iter": np.array(getattr(model, "n_iter_", 0)),
-        "lower_bound": np.array(getattr(model, "lower_bound_", np.nan)),
-    }
-    if model._running_stats is not None:
-        for name, value in model._running_stats.to_arrays().items():
-            if name not in ("kind", "format_version"):
-                arrays["stats_" + name] = value
-    write_npz_atomic(path, arrays)
-
-
-def load(path):
-    """Read a model written by ``OnlineGMM.save``; never unpickles.
-
-    Parameters
-    ----------
-    path : str or Path
-
-    Returns
-    -------
-    OnlineGMM
-        Fitted, ready to score or to go on learning with ``partial_fit``.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> from streamgmm import OnlineGMM, load
-    >>> X = np.random.default_rng(0).normal(size=(500, 3))
-    >>> gmm = OnlineGMM(n_components=2, random_state=0).fit(X)
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
-    >>> gmm.save(path)
-    >>> bool(np.allclose(load(path).score_samples(X), gmm.score_samples(X)))
-    True
-    """
-    from .estimators import OnlineGMM
-
-    source = f"model file {path}"
-    arrays = read_npz(path)
-    check_header(arrays, MODEL_KIND, source)
-    try:
-        params = json.loads(str(arrays["params_json"]))
-        model = OnlineGMM(**params)
-        weights, means, covariances = arrays["weights"], arrays["means"], arrays["covariances"]
-        shift, floor = arrays["shift"], arrays["variance_floor"]
-        n_updates, converged = int(arrays["n_updates"]), bool(arrays["converged"])
-        n_iter, lower_bound = int(arrays["n_iter"]), float(arrays["lower_bound"])
-    except KeyError as exc:
-        raise ValueError(f"{source} is missing the field {exc.args[0]!r}; it is truncated or foreign.") from None
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{source} has invalid settings ({exc}); the file is corrupt.") from None
-    model._set_parameters(weights, means, covariances, shift=shift, variance_floor=floor, source=source)
-    model.n_updates_, model.converged_, model.n_iter_, model.lower_bound_ = n_updates, converged, n_iter, lower_bound
-    if "stats_zeroth" in arrays:
-        stats_arrays = {k[len("stats_"):]: v for k, v in arrays.items() if k.startswith("stats_")}
-        stats_arrays["kind"] = np.array(STATS_KIND)
-        stats_arrays["format_version"] = arrays["format_version"]
-        model._running_stats = SufficientStats.from_arrays(stats_arrays, source=source)
-        if model._running_stats.second.shape[0] != model.n_components:
-            raise ValueError(f"{source} holds statistics of another shape than its model; the file is corrupt.")
-    return model

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FORMAT_VERSION = 1
-STATS_KIND = "streamgmm.SufficientStats"
+from .io import STATS_KIND, check_header, header, read_npz, write_npz_atomic
+
 LAYOUTS = ("diag", "full")
 
 
@@ -232,8 +232,7 @@ class SufficientStats:
     def to_arrays(self):
         """The statistics as a dict of plain arrays (for ``np.savez``)."""
         return {
-            "kind": np.array(STATS_KIND),
-            "format_version": np.array(FORMAT_VERSION),
+            **header(STATS_KIND),
             "zeroth": self.zeroth,
             "first": self.first,
             "second": self.second,
@@ -245,8 +244,6 @@ class SufficientStats:
     @classmethod
     def from_arrays(cls, arrays, *, source="statistics"):
         """Rebuild statistics from :meth:`to_arrays` output; validate everything."""
-        from .io import check_header  # io imports this module
-
         check_header(arrays, STATS_KIND, source)
         try:
             stats = cls(
@@ -262,13 +259,9 @@ class SufficientStats:
 
     def save(self, path):
         """Write the statistics to one ``.npz`` file (atomically)."""
-        from .io import write_npz_atomic
-
         write_npz_atomic(path, self.to_arrays())
 
     @classmethod
     def load(cls, path):
         """Read statistics written by :meth:`save` (no pickle)."""
-        from .io import read_npz
-
         return cls.from_arrays(read_npz(path), source=f"statistics file {path}")
