@@ -55,6 +55,7 @@ from .parameters import (
     precisions_cholesky_from_covariances,
     precisions_from_cholesky,
 )
+from .sklearn_compat import arrays_to_gaussian_mixture, gaussian_mixture_to_arrays
 from .stats import SufficientStats
 
 
@@ -788,17 +789,56 @@ class OnlineGMM:
 
     @classmethod
     def from_sklearn(cls, gaussian_mixture, **params):
-        """An ``OnlineGMM`` with the parameters of a fitted ``sklearn.mixture.GaussianMixture``."""
-        from .sklearn_compat import from_sklearn
+        """An ``OnlineGMM`` with the parameters of a fitted ``sklearn.mixture.GaussianMixture``.
 
-        return from_sklearn(gaussian_mixture, **params)
+        The statistics' shift is the mixture mean and the variance floor is
+        disabled (the training data are unknown).
+
+        Parameters
+        ----------
+        gaussian_mixture : sklearn.mixture.GaussianMixture, fitted
+        **params
+            Settings overriding the mixture's (e.g. ``covariance_floor``) for
+            further learning.
+
+        Returns
+        -------
+        OnlineGMM
+            Fitted, with ``n_updates_ = 0``.
+        """
+        settings, weights, means, covariances, fit_results = gaussian_mixture_to_arrays(gaussian_mixture)
+        settings.update(params)
+        model = cls(**settings)
+        model._set_parameters(
+            weights / weights.sum(), means, covariances,
+            shift=weights @ means, variance_floor=np.array(np.nan), source="GaussianMixture",
+        )
+        model.variance_floor_ = None
+        for name, value in fit_results.items():
+            setattr(model, name, value)
+        model.n_updates_ = 0
+        return model
 
     def to_sklearn(self):
-        """A fitted ``sklearn.mixture.GaussianMixture`` with these parameters."""
-        from .sklearn_compat import to_sklearn
+        """A fitted ``sklearn.mixture.GaussianMixture`` with these parameters.
 
-        return to_sklearn(self)
-
+        Returns
+        -------
+        sklearn.mixture.GaussianMixture
+            Holding copies of ``weights_``, ``means_``, ``covariances_``,
+            ``precisions_cholesky_``, ``precisions_`` and the fit results.
+        """
+        self._check_is_fitted()
+        fit_results = {
+            "converged_": self.converged_,
+            "n_iter_": self.n_iter_,
+            "lower_bound_": self.lower_bound_,
+            "lower_bounds_": getattr(self, "lower_bounds_", []),
+        }
+        return arrays_to_gaussian_mixture(
+            self.get_params(), self.weights_, self.means_, self.covariances_,
+            self.precisions_cholesky_, self.precisions_, fit_results,
+        )
 
 def accumulate(model, X):
     """Sufficient statistics of frames ``X`` under a fitted ``model`` (the E-step).
