@@ -3,6 +3,33 @@
 Exact out-of-core EM (``OnlineGMM.fit`` over chunks) and online stepwise EM
 (``OnlineGMM.partial_fit``), both on additive sufficient statistics
 (:class:`SufficientStats`), with the E-step's elementwise work in Numba.
+
+Modules, bottom to top (each imports only modules listed before it)
+-------------------------------------------------------------------
+_validation
+    Input checks shared by the estimators.
+parameters
+    Conversions between covariances, precisions and their Cholesky factors.
+io
+    The file format: atomic ``.npz`` writing, pickle-free reading, headers.
+stats
+    :class:`SufficientStats`, additive statistics of a mixture; their files.
+fastexp, _kernels
+    A vectorisable ``exp`` and the Numba kernels of the E-step.
+estep
+    The E-step: frames to log-likelihoods, responsibilities and statistics.
+mstep
+    The M-step: statistics to parameters (:func:`estimate_parameters`).
+init
+    Initialisation: a sample of the stream, and starting parameters from it.
+sklearn_compat
+    Conversion of settings and parameters to and from scikit-learn.
+estimators
+    :class:`OnlineGMM`, :func:`accumulate`, :func:`chunk_source`, model files (:func:`load`).
+novelty
+    :class:`NoveltyTracker`, novelty scoring of a stream.
+demo
+    ``python -m streamgmm.demo``: online learning of a drifting stream.
 """
 
 import os
