@@ -1,13 +1,13 @@
-"""Feature-extraction speed: speaker_id.features vs plain librosa, one core.
+"""Feature-extraction speed: speaker_id.frontend vs plain librosa, one core.
 
 For each corpus (FSDD at 8 kHz, librispeech-mini at 16 kHz) the same files
 are processed by
 
-* ``ours``     : ``speaker_id.features.extract_file`` (decode + MFCC + deltas
+* ``ours``     : ``speaker_id.frontend.extraction.extract_file`` (decode + MFCC + deltas
                  + VAD + CMVN, the whole chain);
 * ``librosa``  : ``soundfile.read`` + ``librosa.feature.mfcc`` (same n_fft,
                  hop, window, n_mels, fmin) + two ``librosa.feature.delta``;
-* ``decode``   : ``speaker_id.audio.load_audio`` alone, for reference.
+* ``decode``   : ``speaker_id.frontend.audio.load_audio`` alone, for reference.
 
 Printed per method: total time (median over repeats), speed as a multiple
 of real time (audio seconds / processing seconds), median time per file and
@@ -35,9 +35,14 @@ import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from speaker_id.audio import load_audio  # noqa: E402
-from speaker_id.datasets import find_dataset_root, load_fsdd, load_librispeech_dir  # noqa: E402
-from speaker_id.features import FeatureConfig, extract_file, extract_files  # noqa: E402
+from speaker_id.evaluation.corpora import (
+    find_dataset_root,
+    load_fsdd,
+    load_librispeech_dir,
+)
+from speaker_id.frontend.audio import load_audio
+from speaker_id.frontend.config import FeatureConfig
+from speaker_id.frontend.extraction import extract_file, extract_files
 
 
 def librosa_baseline(path, cfg):

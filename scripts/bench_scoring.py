@@ -4,7 +4,7 @@ Setting (the brief's targets): a 256-component diagonal UBM on 60-dimensional
 MFCC + delta features (``FeatureConfig()`` defaults, 16 kHz), speakers
 MAP-adapted in their means, and a 10 s test utterance (about 1,000 frames).
 
-* verification: ``features.extract`` of 10 s of audio plus ``llr`` against one
+* verification: ``frontend.extraction`` of 10 s of audio plus ``llr`` against one
   speaker (top-C 5) -- target <= 20 ms; the naive column is the same
   extraction plus ``GaussianMixture.score_samples`` of the speaker and the UBM
   (exact, all components);
@@ -15,7 +15,7 @@ MAP-adapted in their means, and a 10 s test utterance (about 1,000 frames).
   per-speaker loop of ``GaussianMixture.score_samples`` (one UBM pass, then
   one pass per speaker, exact) -- target >= 100x real time (<= 100 ms).
 
-Audio comes from :mod:`speaker_id.synth` (source-filter synthetic voices), so
+Audio comes from :mod:`speaker_id.demo.synth` (source-filter synthetic voices), so
 no corpus is needed. Every time is the
 median of ``--repeats`` runs after one untimed warm-up, in this one process.
 
@@ -60,12 +60,15 @@ def main():
 
     from sklearn.mixture import GaussianMixture  # noqa: F401  (the peer)
 
-    from speaker_id import features, synth
-    from speaker_id.enroll import map_adapt, speaker_stats
-    from speaker_id.scoring import SpeakerScorer, identify, llr
+    from speaker_id import frontend
+    from speaker_id.demo import synth
+    from speaker_id.models.adaptation import map_adapt, speaker_stats
+    from speaker_id.scoring.decisions import identify
+    from speaker_id.scoring.likelihood_ratio import llr
+    from speaker_id.scoring.scorer import SpeakerScorer
     from streamgmm import OnlineGMM
 
-    config = features.FeatureConfig()
+    config = frontend.FeatureConfig()
 
     def say(voice, duration, seed):
         return synth.synthesize(voice, duration=duration, sr=SR, seed=seed)
@@ -73,7 +76,7 @@ def main():
     started = time.perf_counter()
     # --- UBM on 40 background voices x 6 s
     background = [
-        features.extract(say(synth.SyntheticSpeaker.random(seed=10_000 + i), 6.0, i), config) for i in range(40)
+        frontend.extract(say(synth.SyntheticSpeaker.random(seed=10_000 + i), 6.0, i), config) for i in range(40)
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -84,18 +87,18 @@ def main():
     voices = [synth.SyntheticSpeaker.random(seed=i) for i in range(args.speakers)]
     means = {}
     for i, voice in enumerate(voices):
-        stats = speaker_stats(ubm, [features.extract(say(voice, 3.0, 1_000_000 + i), config)])
+        stats = speaker_stats(ubm, [frontend.extract(say(voice, 3.0, 1_000_000 + i), config)])
         means[f"spk{i:04d}"] = map_adapt(ubm, stats).means_
     names = list(means)
     target = args.speakers // 2
     y = say(voices[target], 10.0, 2_000_000)  # 10 s test utterance of one enrolled speaker
     # identification is timed on 1,000 speech frames (10 s of speech after VAD), cut from a
     # longer utterance: the VAD keeps only ~80% of the frames of 10 s of audio
-    X = features.extract(say(voices[target], 14.0, 2_000_000), config)[:1000]
+    X = frontend.extract(say(voices[target], 14.0, 2_000_000), config)[:1000]
     if len(X) < 1000:
         raise RuntimeError("the test utterance gave fewer than 1,000 speech frames; lengthen it.")
-    Xy = features.extract(y, config)
-    speaker = map_adapt(ubm, speaker_stats(ubm, [features.extract(say(voices[target], 3.0, 1_000_000 + target), config)]))
+    Xy = frontend.extract(y, config)
+    speaker = map_adapt(ubm, speaker_stats(ubm, [frontend.extract(say(voices[target], 3.0, 1_000_000 + target), config)]))
     print(
         f"setup {time.perf_counter() - started:.1f} s: UBM K={ubm.n_components}, D={ubm.n_features_in_}, "
         f"{args.speakers} speakers; 10 s test audio -> {len(Xy)} speech frames (verification); "
@@ -107,11 +110,11 @@ def main():
     sk_spk = speaker.to_sklearn()
 
     def naive_verify():
-        Xv = features.extract(y, config)
+        Xv = frontend.extract(y, config)
         return float(np.mean(sk_spk.score_samples(Xv) - sk_ubm.score_samples(Xv)))
 
     def ours_verify():
-        return llr(ubm, speaker, features.extract(y, config), top_c=args.top_c)
+        return llr(ubm, speaker, frontend.extract(y, config), top_c=args.top_c)
 
     sk_loop = ubm.to_sklearn()
 
@@ -127,7 +130,7 @@ def main():
     scorer32 = SpeakerScorer(ubm, means, top_c=args.top_c, dtype=np.float32)
     exact = SpeakerScorer(ubm, means, top_c=None)
 
-    t_extract = median_time(lambda: features.extract(y, config), args.repeats)
+    t_extract = median_time(lambda: frontend.extract(y, config), args.repeats)
     t_llr = median_time(lambda: llr(ubm, speaker, X, top_c=args.top_c), args.repeats)
     t_naive_llr = median_time(
         lambda: np.mean(sk_spk.score_samples(X) - sk_ubm.score_samples(X)), args.repeats
@@ -150,7 +153,7 @@ def main():
     print(f"{'task':70s} {'ours':>10s} {'naive sklearn':>14s} {'ratio':>7s}")
     rows = [
         ("verification: extract 10 s + LLR vs 1 speaker", t_verify, t_naive_verify),
-        ("  of which features.extract (10 s of 16 kHz audio)", t_extract, t_extract),
+        ("  of which frontend.extraction (10 s of 16 kHz audio)", t_extract, t_extract),
         (f"LLR vs 1 speaker, 1000 frames (ours top-C {args.top_c}, sklearn exact)", t_llr, t_naive_llr),
         (f"identification vs {args.speakers} speakers, top-C {args.top_c}, float64", t_id64, t_naive_id),
         (f"identification vs {args.speakers} speakers, top-C {args.top_c}, float32", t_id32, t_naive_id),

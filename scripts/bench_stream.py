@@ -15,7 +15,7 @@ then ``GaussianMixture.score_samples`` of the UBM and of every speaker on the
 new frames (exact). With 1,000 speakers it is timed on the first
 ``--naive-updates`` updates only.
 
-Audio is synthetic (:mod:`speaker_id.synth`), so no corpus is needed. Every
+Audio is synthetic (:mod:`speaker_id.demo.synth`), so no corpus is needed. Every
 figure is over ``--passes`` passes of a 20 s stream (200 updates each), after
 one untimed pass; medians and 99th percentiles of the per-update times.
 
@@ -63,17 +63,18 @@ def main():
     import librosa
     from sklearn.mixture import GaussianMixture  # noqa: F401  (the peer)
 
-    from speaker_id import features, synth
-    from speaker_id.enroll import map_adapt, speaker_stats
-    from speaker_id.stream_features import StreamingFeatureExtractor
-    from speaker_id.stream_scoring import StreamScorer
+    from speaker_id import frontend
+    from speaker_id.demo import synth
+    from speaker_id.frontend.streaming import StreamingFeatureExtractor
+    from speaker_id.models.adaptation import map_adapt, speaker_stats
+    from speaker_id.scoring.stream import StreamScorer
     from streamgmm import OnlineGMM
 
-    config = features.FeatureConfig()
+    config = frontend.FeatureConfig()
     chunk = int(round(SR * args.chunk_ms / 1000))
     started = time.perf_counter()
     voices = [synth.SyntheticSpeaker.random(seed=20_000 + i) for i in range(40)]
-    background = [features.extract(synth.synthesize(v, 6.0, sr=SR, seed=i), config) for i, v in enumerate(voices)]
+    background = [frontend.extract(synth.synthesize(v, 6.0, sr=SR, seed=i), config) for i, v in enumerate(voices)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ubm = OnlineGMM(args.components, covariance_type="diag", max_iter=8, random_state=0).fit(

@@ -2,7 +2,7 @@
 
     python scripts/compare_front_end.py [--seeds 0 1 2 3 4] [--setting center=False] [--datasets DIR]
 
-Runs FSDD's protocol (``speaker_id.pipeline.evaluate``, the code of
+Runs FSDD's protocol (``speaker_id.evaluation.protocols.evaluate``, the code of
 ``speaker-id evaluate``: 128 diagonal components, top-5 scoring) once per
 seed with the default ``FeatureConfig(sr=8000)`` and once with the
 ``--setting`` changed (``name=value``, any ``FeatureConfig`` field), and prints
@@ -24,7 +24,7 @@ import numpy as np
 
 def parse_setting(text):
     name, _, value = text.partition("=")
-    from speaker_id.features import FeatureConfig
+    from speaker_id.frontend.config import FeatureConfig
 
     if name not in {f.name for f in dataclasses.fields(FeatureConfig)}:
         raise SystemExit(f"unknown FeatureConfig field {name!r}")
@@ -41,9 +41,9 @@ def main():
     parser.add_argument("--datasets", type=Path, default=None)
     args = parser.parse_args()
 
-    from speaker_id.datasets import find_dataset_root
-    from speaker_id.features import FeatureConfig
-    from speaker_id.pipeline import evaluate
+    from speaker_id.evaluation.corpora import find_dataset_root
+    from speaker_id.evaluation.protocols import evaluate
+    from speaker_id.frontend.config import FeatureConfig
 
     root = args.datasets or find_dataset_root()
     if root is None:

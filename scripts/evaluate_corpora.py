@@ -7,7 +7,7 @@ librispeech-mini (UBM on train-clean-100; each test-other speaker enrolls on
 its first 5 utterances and is tested on the last 5), it prints identification
 accuracy, EER and minDCF of:
 
-* speaker_id: ``speaker_id.pipeline.evaluate`` (the same code as
+* speaker_id: ``speaker_id.evaluation.protocols.evaluate`` (the same code as
   ``speaker-id evaluate``), raw and T-normalised scores;
 * the baseline of the issue: a GMM-UBM assembled by hand from librosa and
   scikit-learn: ``librosa.feature.mfcc`` (20 coefficients) with deltas and
@@ -34,7 +34,7 @@ def baseline(train, enroll, test, sr, n_components=64, relevance=16.0):
     import librosa
     from sklearn.mixture import GaussianMixture
 
-    from speaker_id import metrics
+    from speaker_id.evaluation import metrics
 
     started = time.perf_counter()
 
@@ -83,8 +83,12 @@ def main():
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
 
-    from speaker_id.datasets import find_dataset_root, load_librispeech_dir, write_kaldi_dir
-    from speaker_id.pipeline import _fsdd_split, _kaldi_split, evaluate
+    from speaker_id.evaluation.corpora import (
+        find_dataset_root,
+        load_librispeech_dir,
+        write_kaldi_dir,
+    )
+    from speaker_id.evaluation.protocols import _fsdd_split, _kaldi_split, evaluate
 
     root = args.datasets or find_dataset_root()
     if root is None:

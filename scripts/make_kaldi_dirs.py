@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speaker_id.datasets import load_librispeech_dir, write_kaldi_dir
+from speaker_id.evaluation.corpora import load_librispeech_dir, write_kaldi_dir
 
 
 def main():

@@ -3,7 +3,7 @@
     python scripts/online_vs_batch_ubm.py [--seeds 0 1 2] [--batch-size 8000] [--components 128]
                                           [--datasets DIR] [--sweep]
 
-For each seed, FSDD's official protocol (``speaker_id.pipeline.evaluate``,
+For each seed, FSDD's official protocol (``speaker_id.evaluation.protocols.evaluate``,
 the code of ``speaker-id evaluate``: index 5-49 train the UBM and enroll,
 0-4 test, 300 tests x 6 speakers) runs twice on the same features, with the
 same seed, differing only in how the 128-component UBM learns:
@@ -12,7 +12,7 @@ same seed, differing only in how the 128-component UBM learns:
   94,000 training frames, after one pass drawing the initialisation sample);
 * online: ONE pass of ``OnlineGMM.partial_fit`` over the training utterances
   in a seeded random order, ``--batch-size`` frames per update
-  (``speaker_id.ubm.fit_ubm(learning_method="online")``).
+  (``speaker_id.models.ubm.fit_ubm(learning_method="online")``).
 
 It prints identification accuracy, EER (T-normalised and raw), minDCF, UBM
 training time, passes over the training frames and the UBM's log-likelihood
@@ -62,7 +62,7 @@ def warm_up():
 
 def compare(directory, seeds, n_components, batch_size, test_frames, n_jobs):
     """Run the protocol per seed and method. Returns a list of row dicts."""
-    from speaker_id.pipeline import evaluate
+    from speaker_id.evaluation.protocols import evaluate
 
     rows = []
     for seed in seeds:
@@ -153,8 +153,8 @@ def sweep(directory, train, test_frames, seeds, n_components, n_jobs):
     2. The whole protocol (accuracy, EERs) after one online pass for batch
        sizes: the likelihood alone does not pick the batch size.
     """
-    from speaker_id.pipeline import evaluate
-    from speaker_id.ubm import shuffled_batches
+    from speaker_id.evaluation.protocols import evaluate
+    from speaker_id.models.ubm import shuffled_batches
     from streamgmm import OnlineGMM
 
     def online(seed, batch_size, init_size, exponent, shuffle=True):
@@ -213,15 +213,16 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="UBM seeds (default: 0)")
     parser.add_argument("--components", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="frames per online update (default: speaker_id.ubm.DEFAULT_BATCH_SIZE)")
+                        help="frames per online update (default: speaker_id.models.ubm.DEFAULT_BATCH_SIZE)")
     parser.add_argument("--jobs", type=int, default=2, help="feature extraction processes (default 2)")
     parser.add_argument("--sweep", action="store_true", help="also the held-out likelihood under other settings")
     args = parser.parse_args()
 
-    from speaker_id.datasets import find_dataset_root
-    from speaker_id.features import FeatureConfig, extract_files
-    from speaker_id.pipeline import _fsdd_split
-    from speaker_id.ubm import DEFAULT_BATCH_SIZE
+    from speaker_id.evaluation.corpora import find_dataset_root
+    from speaker_id.evaluation.protocols import _fsdd_split
+    from speaker_id.frontend.config import FeatureConfig
+    from speaker_id.frontend.extraction import extract_files
+    from speaker_id.models.ubm import DEFAULT_BATCH_SIZE
 
     root = args.datasets or find_dataset_root()
     if root is None:

@@ -33,7 +33,7 @@ import numpy as np
 
 
 def load_split(corpus, root):
-    from speaker_id.pipeline import _fsdd_split, _kaldi_split
+    from speaker_id.evaluation.protocols import _fsdd_split, _kaldi_split
 
     if corpus == "fsdd":
         return _fsdd_split(root / "fsdd" / "recordings"), 8000
@@ -42,12 +42,13 @@ def load_split(corpus, root):
 
 
 def evaluate(corpus, root, n_components, chunk_ms, turn_s, seed, windows, margins):
-    from speaker_id import metrics
-    from speaker_id.audio import load_audio
-    from speaker_id.enroll import map_adapt, speaker_stats
-    from speaker_id.features import FeatureConfig, extract_files
-    from speaker_id.scoring import SpeakerScorer
-    from speaker_id.stream_scoring import StreamScorer
+    from speaker_id.evaluation import metrics
+    from speaker_id.frontend.audio import load_audio
+    from speaker_id.frontend.config import FeatureConfig
+    from speaker_id.frontend.extraction import extract_files
+    from speaker_id.models.adaptation import map_adapt, speaker_stats
+    from speaker_id.scoring.scorer import SpeakerScorer
+    from speaker_id.scoring.stream import StreamScorer
     from streamgmm import OnlineGMM
 
     started = time.perf_counter()
@@ -151,7 +152,7 @@ def main():
     parser.add_argument("--margin", type=float, nargs="+", default=[0.0, 0.5],
                         help="switch margins (hysteresis) to compare in the conversation (default 0 0.5)")
     args = parser.parse_args()
-    from speaker_id.datasets import find_dataset_root
+    from speaker_id.evaluation.corpora import find_dataset_root
 
     root = args.datasets or find_dataset_root()
     if root is None:

@@ -1,25 +1,31 @@
-"""speaker_id: GMM-UBM speaker recognition on streamgmm.
+"""speaker_id: GMM-UBM speaker recognition on streamgmm's additive statistics.
 
-audio -> :mod:`~speaker_id.features` (MFCC, deltas, VAD, CMVN) ->
-:mod:`~speaker_id.ubm` (background model by out-of-core EM) ->
-:mod:`~speaker_id.enroll` (MAP-adapted speakers, kept as statistics in a
-:mod:`~speaker_id.store`) -> :mod:`~speaker_id.scoring` (log-likelihood
-ratios, top-C, score normalisation) -> decisions and :mod:`~speaker_id.metrics`.
-Live audio: :mod:`~speaker_id.sources` (file, raw PCM pipe, microphone) ->
-:mod:`~speaker_id.stream_features` (the same features, chunk by chunk) ->
-:mod:`~speaker_id.stream_scoring` (window and running scores, decisions,
-change events). The ``speaker-id`` command (:mod:`~speaker_id.cli`) drives
-:mod:`~speaker_id.pipeline`.
+Data flow one way, audio -> frames -> statistics -> models -> scores ->
+decisions; each subpackage uses only those above it in this list:
+
+* :mod:`~speaker_id.frontend`: audio files and live sources -> MFCCs, deltas, VAD, CMVN (offline and streaming).
+* :mod:`~speaker_id.models`: frames -> UBM statistics -> the UBM and MAP-adapted speaker models.
+* :mod:`~speaker_id.store`: the UBM and the speakers' statistics on disk (manifest, atomic files, locking).
+* :mod:`~speaker_id.scoring`: log-likelihood ratios, score normalisation, decisions, live stream scoring.
+* :mod:`~speaker_id.operations`: enroll, verify and identify audio files against a store.
+* :mod:`~speaker_id.evaluation`: corpus readers, protocols, metrics (EER, minDCF, DET).
+* :mod:`~speaker_id.demo`: synthetic voices through the whole pipeline.
+* :mod:`~speaker_id.cli`: the ``speaker-id`` command; parses arguments and prints, computes nothing.
 """
 
-from .audio import AudioError, load_audio
-from .enroll import map_adapt, speaker_stats
-from .features import FeatureConfig, FeatureError, extract, extract_file, extract_files
-from .scoring import SpeakerScorer, identify, llr, verify
+from .frontend import (
+    AudioError,
+    FeatureConfig,
+    FeatureError,
+    StreamingFeatureExtractor,
+    extract,
+    extract_file,
+    extract_files,
+    load_audio,
+)
+from .models import fit_ubm, map_adapt, speaker_stats, train_ubm
+from .scoring import SpeakerScorer, StreamScorer, identify, llr, verify
 from .store import SpeakerStore
-from .stream_features import StreamingFeatureExtractor
-from .stream_scoring import StreamScorer
-from .ubm import fit_ubm, train_ubm
 
 __all__ = [
     "AudioError",

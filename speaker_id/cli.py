@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ commands
 def _audio_paths(items):
-    from .datasets import read_wav_scp, scan_audio
+    from .evaluation.corpora import read_wav_scp, scan_audio
 
     paths = []
     for item in items:
@@ -178,15 +178,17 @@ def _audio_paths(items):
 
 
 def _batch_size(args):
-    from .ubm import DEFAULT_BATCH_SIZE  # here: importing ubm loads numba, not needed to parse
+    from .models.ubm import (
+        DEFAULT_BATCH_SIZE,  # here: importing ubm loads numba, not needed to parse
+    )
 
     return DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
 
 
 def cmd_train_ubm(args, out):
-    from .features import FeatureConfig
+    from .frontend.config import FeatureConfig
+    from .models.ubm import train_ubm
     from .store import SpeakerStore
-    from .ubm import train_ubm
 
     paths = _audio_paths(args.audio)
     adapt = tuple(a.strip() for a in args.adapt.split(",") if a.strip())
@@ -209,7 +211,7 @@ def cmd_train_ubm(args, out):
 
 
 def cmd_enroll(args, out):
-    from .pipeline import enroll_files
+    from .operations import enroll_files
     from .store import SpeakerStore
 
     store = SpeakerStore.open(args.store)
@@ -221,7 +223,7 @@ def cmd_enroll(args, out):
 
 
 def cmd_verify(args, out):
-    from .pipeline import verify_file
+    from .operations import verify_file
     from .store import SpeakerStore
 
     store = SpeakerStore.open(args.store)
@@ -233,7 +235,7 @@ def cmd_verify(args, out):
 
 
 def cmd_identify(args, out):
-    from .pipeline import identify_file
+    from .operations import identify_file
     from .store import SpeakerStore
 
     store = SpeakerStore.open(args.store)
@@ -246,9 +248,9 @@ def cmd_identify(args, out):
 
 
 def cmd_stream(args, out):
-    from .sources import open_source
+    from .frontend.sources import open_source
+    from .scoring.stream import StreamScorer
     from .store import SpeakerStore
-    from .stream_scoring import StreamScorer
 
     store = SpeakerStore.open(args.store)
     config = store.feature_config
@@ -339,7 +341,7 @@ def _print_evaluation(result, out):
 
 
 def cmd_evaluate(args, out):
-    from .pipeline import evaluate
+    from .evaluation.protocols import evaluate
 
     result = evaluate(args.protocol, args.directory, n_components=args.components, sr=args.sr,
                       learning_method=args.learning_method, batch_size=_batch_size(args),
@@ -348,11 +350,11 @@ def cmd_evaluate(args, out):
     if args.scores_out:
         _write_trials(args.scores_out, result.trials)
     if args.det:
-        from . import metrics
+        from .evaluation import plots
 
         scores = [t[2] for t in result.trials]
         labels = [t[3] for t in result.trials]
-        metrics.plot_det({f"GMM-UBM {args.components} ({args.norm})": (scores, labels)}, args.det)
+        plots.plot_det({f"GMM-UBM {args.components} ({args.norm})": (scores, labels)}, args.det)
     _print_evaluation(result, out)
     return EXIT_OK
 

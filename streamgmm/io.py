@@ -61,10 +61,29 @@ def write_npz_atomic(path, arrays):
     for name, value in arrays.items():
         if np.asarray(value).dtype == object:
             raise TypeError(f"field {name!r} is an object array; only plain arrays are written.")
+    write_atomic(path, lambda handle: np.savez(handle, **arrays))
+
+
+def write_atomic(path, write):
+    """Write a file through a flushed temporary file in its directory and a rename.
+
+    A reader sees the old file or the whole new one, never a part; a crash
+    or an exception in ``write`` leaves the previous file (if any) untouched
+    and no temporary file behind.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination; its directory must exist.
+    write : callable
+        ``write(handle)`` writes the content to a binary file handle.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -1,10 +1,15 @@
-"""Tests for speaker_id.audio: decoding, mono mixing, resampling, errors."""
+"""Tests for speaker_id.frontend.audio: decoding, mono mixing, resampling, errors."""
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from speaker_id.audio import AUDIO_EXTENSIONS, AudioError, is_audio_file, load_audio
+from speaker_id.frontend.audio import (
+    AUDIO_EXTENSIONS,
+    AudioError,
+    is_audio_file,
+    load_audio,
+)
 
 
 def _tone(freq, sr, seconds, amp=0.5):

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from speaker_id.cli import main
-from speaker_id.synth import make_corpus
+from speaker_id.demo.synth import make_corpus
 
 SR = 16000
 
@@ -97,7 +97,7 @@ def test_open_set_identification_says_unknown(store, voices, capsys):
 
 
 def test_enrolling_more_later_equals_enrolling_at_once(store, voices, tmp_path):
-    from speaker_id.store import SpeakerStore
+    from speaker_id.store.speaker_store import SpeakerStore
 
     _, by_speaker = voices
     files = list(map(str, by_speaker["spk005"][:4]))

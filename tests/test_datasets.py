@@ -1,4 +1,4 @@
-"""Tests for speaker_id.datasets: folder scans, FSDD, Kaldi dirs, LibriSpeech."""
+"""Tests for speaker_id.evaluation.corpora: folder scans, FSDD, Kaldi dirs, LibriSpeech."""
 
 from pathlib import Path
 
@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speaker_id.audio import load_audio
-from speaker_id.datasets import (
+from speaker_id.evaluation.corpora import (
     DatasetError,
     Utterance,
     find_dataset_root,
@@ -18,6 +17,7 @@ from speaker_id.datasets import (
     read_wav_scp,
     scan_audio,
 )
+from speaker_id.frontend.audio import load_audio
 
 DATA = find_dataset_root()
 needs_data = pytest.mark.skipif(DATA is None, reason="shared datasets not found: set SPEAKER_ID_DATASETS or place them in ../shared/datasets")

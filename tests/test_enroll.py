@@ -5,13 +5,13 @@ import warnings
 import numpy as np
 import pytest
 
-from streamgmm import OnlineGMM, SufficientStats, accumulate, load
-from speaker_id.enroll import (
+from speaker_id.models.adaptation import (
     SpeakerModel,
     adaptation_coefficients,
     map_adapt,
     speaker_stats,
 )
+from streamgmm import OnlineGMM, SufficientStats, accumulate, load
 
 ALL = ("weights", "means", "variances")
 

@@ -1,4 +1,4 @@
-"""Tests for speaker_id.features: framing, MFCCs, deltas, VAD, CMVN, config."""
+"""Tests for speaker_id.frontend (config, spectral, mfcc, deltas, vad, normalization, extraction): framing, MFCCs, deltas, VAD, CMVN, config."""
 
 import json
 
@@ -8,28 +8,20 @@ import pytest
 import scipy.fft
 import soundfile as sf
 
-from speaker_id.audio import AudioError
-from speaker_id.datasets import find_dataset_root
-from speaker_id.features import (
-    FeatureConfig,
-    FeatureError,
-    acceleration,
-    add_deltas,
-    cmvn,
+from speaker_id.evaluation.corpora import find_dataset_root
+from speaker_id.frontend.audio import AudioError
+from speaker_id.frontend.config import FeatureConfig, FeatureError
+from speaker_id.frontend.deltas import acceleration, add_deltas, delta
+from speaker_id.frontend.extraction import extract, extract_file, extract_files
+from speaker_id.frontend.mfcc import mfcc, mfcc_from_frames
+from speaker_id.frontend.normalization import cmvn
+from speaker_id.frontend.spectral import (
     dct_matrix,
-    delta,
-    energy_vad,
-    extract,
-    extract_file,
-    extract_files,
     frame_count,
-    frame_energy_db,
     frame_signal,
-    mfcc,
-    mfcc_from_frames,
     power_spectrum,
-    vad_mask,
 )
+from speaker_id.frontend.vad import energy_vad, frame_energy_db, vad_mask
 
 DATA = find_dataset_root()
 

@@ -1,15 +1,15 @@
-"""Tests for speaker_id.metrics."""
+"""Tests for speaker_id.evaluation.metrics and plots."""
 
 import numpy as np
 import pytest
 
-from speaker_id.metrics import (
+from speaker_id.evaluation.metrics import (
     det_curve,
     eer,
     identification_accuracy,
     min_dcf,
-    plot_det,
 )
+from speaker_id.evaluation.plots import plot_det
 
 
 def _gaussian_trials(rng, n_tar, n_non, d_prime):

@@ -2,12 +2,19 @@
 
 import numpy as np
 import pytest
-
-from speaker_id.datasets import find_dataset_root, load_fsdd
-from speaker_id.features import FeatureConfig, extract_file, extract_files
-from speaker_id.pipeline import evaluate
-from speaker_id.ubm import DEFAULT_BATCH_SIZE, FeatureCache, fit_ubm, shuffled_batches, train_ubm
 from test_ubm import _write_voices
+
+from speaker_id.evaluation.corpora import find_dataset_root, load_fsdd
+from speaker_id.evaluation.protocols import evaluate
+from speaker_id.frontend.config import FeatureConfig
+from speaker_id.frontend.extraction import extract_file, extract_files
+from speaker_id.models.ubm import (
+    DEFAULT_BATCH_SIZE,
+    FeatureCache,
+    fit_ubm,
+    shuffled_batches,
+    train_ubm,
+)
 
 DATASETS = find_dataset_root()
 needs_data = pytest.mark.skipif(

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speaker_id.datasets import find_dataset_root
-from speaker_id.pipeline import _kaldi_split, evaluate, normalise_scores
-from speaker_id.synth import make_corpus
+from speaker_id.demo.synth import make_corpus
+from speaker_id.evaluation.corpora import find_dataset_root
+from speaker_id.evaluation.protocols import _kaldi_split, evaluate
+from speaker_id.scoring.normalization import normalise_scores
 
 DATASETS = find_dataset_root()
 needs_data = pytest.mark.skipif(
@@ -98,7 +99,7 @@ def test_fsdd_protocol_meets_the_floors():
 
 @needs_data
 def test_librispeech_mini_kaldi_protocol(tmp_path):
-    from speaker_id.datasets import load_librispeech_dir, write_kaldi_dir
+    from speaker_id.evaluation.corpora import load_librispeech_dir, write_kaldi_dir
 
     corpus = DATASETS / "librispeech-mini"
     write_kaldi_dir(load_librispeech_dir(corpus / "train-clean-100"), tmp_path / "train", base_dir=tmp_path)

@@ -5,20 +5,13 @@ import warnings
 import numpy as np
 import pytest
 
-import speaker_id.scoring as scoring
+import speaker_id.scoring.scorer as scorer_module
+from speaker_id.models.adaptation import map_adapt, speaker_stats
+from speaker_id.scoring.decisions import identify, verify
+from speaker_id.scoring.likelihood_ratio import llr, top_components
+from speaker_id.scoring.normalization import snorm, tnorm, znorm, ztnorm
+from speaker_id.scoring.scorer import SpeakerScorer
 from streamgmm import OnlineGMM
-from speaker_id.enroll import map_adapt, speaker_stats
-from speaker_id.scoring import (
-    SpeakerScorer,
-    identify,
-    llr,
-    snorm,
-    tnorm,
-    top_components,
-    verify,
-    znorm,
-    ztnorm,
-)
 
 K, D = 8, 3
 
@@ -181,7 +174,7 @@ def test_stacked_scorer_in_blocks_and_float32(ubm, speakers, monkeypatch):
     X = draw(ubm, 301, -0.2, 10)
     reference = SpeakerScorer(ubm, speakers, top_c=3).score(X)
     exact = SpeakerScorer(ubm, speakers, top_c=None).score(X)
-    monkeypatch.setattr(scoring, "_BLOCK_BYTES", 1000)  # a few frames per block
+    monkeypatch.setattr(scorer_module, "_BLOCK_BYTES", 1000)  # a few frames per block
     np.testing.assert_allclose(SpeakerScorer(ubm, speakers, top_c=3).score(X), reference, rtol=0, atol=1e-9)
     np.testing.assert_allclose(SpeakerScorer(ubm, speakers, top_c=None).score(X), exact, rtol=0, atol=1e-9)
     single = SpeakerScorer(ubm, speakers, top_c=3, dtype=np.float32).score(X)
@@ -205,7 +198,7 @@ def test_frame_scores_are_single_frame_llrs(ubm, speakers, top_c, monkeypatch):
     frames = scorer.score_frames(X)
     assert frames.shape == (len(X), len(table))
     np.testing.assert_allclose(frames, expected, rtol=0, atol=1e-9)
-    monkeypatch.setattr(scoring, "_BLOCK_BYTES", 500)  # several blocks
+    monkeypatch.setattr(scorer_module, "_BLOCK_BYTES", 500)  # several blocks
     np.testing.assert_allclose(SpeakerScorer(ubm, table, top_c=top_c).score_frames(X), expected, rtol=0, atol=1e-9)
 
 

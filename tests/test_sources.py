@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import speaker_id.sources as sources
-from speaker_id.sources import (
+import speaker_id.frontend.sources as sources
+from speaker_id.frontend.sources import (
     FileSource,
     MicrophoneSource,
     RawPcmSource,

@@ -12,19 +12,19 @@ import numpy as np
 import pytest
 
 import streamgmm
-from speaker_id.features import FeatureConfig
-from speaker_id.store import (
+from speaker_id.frontend.config import FeatureConfig
+from speaker_id.store.errors import (
     ForeignModelError,
     InvalidSpeakerNameError,
     InvalidStoreError,
     NotAStoreError,
-    SpeakerStore,
     StoreExistsError,
     StoreLockedError,
     UnknownSpeakerError,
-    speaker_file_stem,
-    ubm_fingerprint,
 )
+from speaker_id.store.manifest import ubm_fingerprint
+from speaker_id.store.names import speaker_file_stem
+from speaker_id.store.speaker_store import SpeakerStore
 from streamgmm import OnlineGMM, SufficientStats, accumulate
 
 CONFIG = FeatureConfig(n_mfcc=3, deltas=False)  # 3 features, like the UBMs below

@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 import soxr
 
-from speaker_id.datasets import find_dataset_root
-from speaker_id.features import FeatureConfig, FeatureError, config_frames, extract, frame_energy_db
-from speaker_id.stream_features import StreamingFeatureExtractor
-from speaker_id.synth import make_speakers, synthesize
+from speaker_id.demo.synth import make_speakers, synthesize
+from speaker_id.evaluation.corpora import find_dataset_root
+from speaker_id.frontend.config import FeatureConfig, FeatureError
+from speaker_id.frontend.extraction import extract
+from speaker_id.frontend.mfcc import config_frames
+from speaker_id.frontend.streaming import StreamingFeatureExtractor
+from speaker_id.frontend.vad import frame_energy_db
 
 SR = 8000
 CHUNKS = [1, 7, 80, 333, 4000, None]  # None: the whole signal in one push
@@ -18,7 +21,7 @@ def speech():
     """About 9 s at 8 kHz: real FSDD digits when the corpus is there, synthetic speech otherwise."""
     root = find_dataset_root()
     if root is not None and (root / "fsdd" / "recordings").is_dir():
-        from speaker_id.audio import load_audio
+        from speaker_id.frontend.audio import load_audio
 
         rec = root / "fsdd" / "recordings"
         parts = [load_audio(rec / f"{d}_{s}_0.wav", SR) for s in ("george", "theo", "jackson") for d in range(8)]

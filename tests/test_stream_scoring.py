@@ -5,12 +5,14 @@ import warnings
 import numpy as np
 import pytest
 
+from speaker_id.demo.synth import make_corpus
+from speaker_id.frontend.config import FeatureConfig
+from speaker_id.frontend.extraction import extract
+from speaker_id.models.adaptation import map_adapt, speaker_stats
+from speaker_id.scoring.likelihood_ratio import llr
+from speaker_id.scoring.scorer import SpeakerScorer
+from speaker_id.scoring.stream import StreamScorer
 from streamgmm import OnlineGMM
-from speaker_id.enroll import map_adapt, speaker_stats
-from speaker_id.features import FeatureConfig, extract
-from speaker_id.scoring import SpeakerScorer, llr
-from speaker_id.stream_scoring import StreamScorer
-from speaker_id.synth import make_corpus
 
 SR = 8000
 

@@ -1,4 +1,4 @@
-"""Tests for speaker_id.synth."""
+"""Tests for speaker_id.demo.synth."""
 
 import dataclasses
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from speaker_id.synth import (
+from speaker_id.demo.synth import (
     Segment,
     SyntheticSpeaker,
     make_corpus,

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speaker_id.features import FeatureConfig, extract_file
-from speaker_id.ubm import FeatureCache, train_ubm
+from speaker_id.frontend.config import FeatureConfig
+from speaker_id.frontend.extraction import extract_file
+from speaker_id.models.ubm import FeatureCache, train_ubm
 from streamgmm import OnlineGMM
 
 

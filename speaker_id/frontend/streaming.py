@@ -1,9 +1,9 @@
 """Features of an audio stream, frame by frame as the audio arrives.
 
 :class:`StreamingFeatureExtractor` runs the chain of
-:mod:`speaker_id.features` on chunks of any length (one sample to minutes)
+:mod:`speaker_id.frontend` on chunks of any length (one sample to minutes)
 and emits each frame as soon as it can be computed. What it gives, against
-:func:`speaker_id.features.extract` on the whole recording:
+:func:`speaker_id.frontend.extraction.extract` on the whole recording:
 
 * **MFCCs, deltas and delta-deltas are the offline numbers** (to float
   rounding, whatever the chunking): with ``config.center`` the stream is
@@ -40,7 +40,7 @@ infinite are replaced by silence and counted, as are samples at or beyond
 full scale (clipping); see :attr:`~StreamingFeatureExtractor.n_nonfinite_`
 and :attr:`~StreamingFeatureExtractor.n_clipped_`. Audio at another sample
 rate than the configuration's is resampled on the fly (soxr, the resampler
-:func:`speaker_id.audio.load_audio` uses) or refused.
+:func:`speaker_id.frontend.audio.load_audio` uses) or refused.
 """
 
 from __future__ import annotations
@@ -51,18 +51,12 @@ import numpy as np
 from numba import njit
 from scipy.ndimage import maximum_filter1d
 
-from .features import (
-    FeatureConfig,
-    FeatureError,
-    acceleration_weights,
-    cmvn,
-    delta_weights,
-    filter_valid,
-    frame_count,
-    frame_energy_db,
-    frame_signal,
-    mfcc_from_frames,
-)
+from .config import FeatureConfig, FeatureError
+from .deltas import acceleration_weights, delta_weights, filter_valid
+from .mfcc import mfcc_from_frames
+from .normalization import cmvn
+from .spectral import frame_count, frame_signal
+from .vad import frame_energy_db
 
 __all__ = ["FrameBlock", "StreamingFeatureExtractor"]
 
@@ -143,7 +137,7 @@ class StreamingFeatureExtractor:
 
     Examples
     --------
-    >>> from speaker_id.features import extract
+    >>> from speaker_id.frontend import extract
     >>> cfg = FeatureConfig(sr=8000, vad=False, cmvn=False)
     >>> y = (0.1 * np.random.default_rng(0).standard_normal(8000)).astype(np.float32)
     >>> stream = StreamingFeatureExtractor(cfg)

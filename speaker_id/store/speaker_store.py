@@ -43,444 +43,53 @@ from __future__ import annotations
 
 import copy
 import difflib
-import hashlib
-import json
 import math
 import numbers
 import os
-import re
-import tempfile
-import unicodedata
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
-import filelock
 import numpy as np
 
-from streamgmm import OnlineGMM, SufficientStats
+from streamgmm import SufficientStats
 from streamgmm import load as load_model
-from streamgmm.io import MODEL_KIND, check_header, read_npz, write_npz_atomic
+from streamgmm.io import read_npz, write_npz_atomic
+
+from ..frontend.config import FeatureConfig
+from ..models.adaptation import map_adapt
+from .errors import (
+    ForeignModelError,
+    InvalidStoreError,
+    NotAStoreError,
+    StoreExistsError,
+    UnknownSpeakerError,
+    _SpeakerFileMissing,
+)
+from .files import (
+    _clean_orphans,
+    _file_signature,
+    _fsync_directory,
+    _locked,
+    _now,
+    _write_bytes_atomic,
+)
+from .manifest import (
+    DEFAULT_LOCK_TIMEOUT,
+    FORMAT_VERSION,
+    LOCK_NAME,
+    MANIFEST_NAME,
+    SPEAKERS_DIR,
+    STORE_KIND,
+    UBM_NAME,
+    _check_adapt,
+    _check_relevance_factor,
+    _manifest_to_json,
+    _parse_manifest,
+    ubm_fingerprint,
+)
+from .names import _HASH_CHARS, check_speaker_name, speaker_file_stem
 
-from .features import FeatureConfig
 
-__all__ = [
-    "SpeakerStore",
-    "StoreError",
-    "InvalidStoreError",
-    "NotAStoreError",
-    "StoreExistsError",
-    "StoreLockedError",
-    "ForeignModelError",
-    "UnknownSpeakerError",
-    "InvalidSpeakerNameError",
-    "ubm_fingerprint",
-    "speaker_file_stem",
-    "check_speaker_name",
-    "FORMAT_VERSION",
-    "ADAPTABLE",
-]
-
-FORMAT_VERSION = 1
-STORE_KIND = "speaker_id.SpeakerStore"
-MANIFEST_NAME = "manifest.json"
-UBM_NAME = "ubm.npz"
-SPEAKERS_DIR = "speakers"
-LOCK_NAME = ".lock"
-ADAPTABLE = ("weights", "means", "variances")  # the names speaker_id.enroll.map_adapt takes
-DEFAULT_LOCK_TIMEOUT = 30.0
-
-_FINGERPRINT_TAG = b"speaker_id.ubm-fingerprint.v1\0"
-_HASH_CHARS = 12
-_SLUG_CHARS = 40
-# <slug>-<hex hash>.g<write counter>.npz ; the only names a manifest may refer to
-_SPEAKER_FILE_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,120}\.g[0-9]{1,18}\.npz")
-# temporary files of write_npz_atomic and _write_bytes_atomic: .<name>.<random>.tmp
-_TEMP_FILE_RE = re.compile(r"\..+\.tmp")
-
-
-# --------------------------------------------------------------------- errors
-class StoreError(Exception):
-    """Base class of every error the speaker store raises on purpose."""
-
-
-class InvalidStoreError(StoreError, ValueError):
-    """The store on disk cannot be used as it is (damaged, foreign or of another version)."""
-
-
-class NotAStoreError(InvalidStoreError):
-    """The path is not a speaker store (missing, not a directory, or no manifest)."""
-
-
-class StoreExistsError(StoreError, FileExistsError):
-    """:meth:`SpeakerStore.create` refused to overwrite an existing store or directory."""
-
-
-class StoreLockedError(StoreError, TimeoutError):
-    """Another process held the store's lock for longer than the lock timeout."""
-
-
-class ForeignModelError(StoreError, ValueError):
-    """Speaker statistics belong to another UBM than the store's and must be re-enrolled."""
-
-
-class InvalidSpeakerNameError(StoreError, ValueError):
-    """A speaker name is empty or contains control characters."""
-
-
-class UnknownSpeakerError(StoreError, KeyError):
-    """No speaker of that name is enrolled; the message lists close matches.
-
-    Attributes
-    ----------
-    name : str
-        The name asked for.
-    close_matches : list of str
-        Enrolled names that look like it (possibly empty).
-    """
-
-    def __init__(self, message, name=None, close_matches=()):
-        super().__init__(message)
-        self.name = name
-        self.close_matches = list(close_matches)
-
-    def __str__(self):  # KeyError would show the repr of the message
-        return str(self.args[0])
-
-
-class _SpeakerFileMissing(InvalidStoreError):
-    """A file the manifest refers to is gone (maybe replaced by a concurrent writer)."""
-
-
-# ---------------------------------------------------------------- name helpers
-def check_speaker_name(name):
-    """Validate a speaker name and return it in Unicode normal form NFC.
-
-    Any text is a valid name (spaces, slashes, dots, any script) except the
-    empty or all-blank string and text containing control characters
-    (``\\n``, ``\\t``, ``\\x00``, ...), line or paragraph separators, or lone
-    surrogates. Names are compared after NFC normalisation, so a name typed
-    in decomposed form (``"Zoe\\u0308"``) finds the speaker enrolled as ``"Zoë"``.
-
-    Parameters
-    ----------
-    name : str
-
-    Returns
-    -------
-    str
-        The NFC form of ``name``.
-
-    Raises
-    ------
-    InvalidSpeakerNameError
-        If the name is empty, blank or contains a control character.
-    TypeError
-        If ``name`` is not a string.
-
-    Examples
-    --------
-    >>> check_speaker_name("Zoe\\u0308 / studio A") == "Zoë / studio A"
-    True
-    >>> check_speaker_name("bad\\nname")
-    Traceback (most recent call last):
-    ...
-    speaker_id.store.InvalidSpeakerNameError: speaker name 'bad\\nname' contains the control character U+000A; use printable text.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"a speaker name must be a string, got {type(name).__name__}.")
-    if not name.strip():
-        raise InvalidSpeakerNameError(f"speaker name {name!r} is empty; give the speaker a name.")
-    for char in name:
-        if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
-            raise InvalidSpeakerNameError(
-                f"speaker name {name!r} contains the control character U+{ord(char):04X}; use printable text."
-            )
-    return unicodedata.normalize("NFC", name)
-
-
-def speaker_file_stem(name, hash_chars=_HASH_CHARS):
-    """A file-system-safe, collision-resistant stem for a speaker name.
-
-    The stem is a lower-case ASCII slug of the name (at most 40 characters of
-    ``[a-z0-9-]``) followed by the first ``hash_chars`` hex digits of the
-    SHA-256 of the name's UTF-8 bytes. It never contains a path separator or
-    starts with a dot, is the same on case-insensitive file systems, and two
-    names differing only in case or punctuation get different stems.
-
-    Parameters
-    ----------
-    name : str
-        A valid speaker name (see :func:`check_speaker_name`).
-    hash_chars : int, default 12
-        Hex digits of the hash kept (up to 64).
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> speaker_file_stem("Zoë / Studio A")[:-12]
-    'zoe-studio-a-'
-    >>> speaker_file_stem("../../etc/passwd").startswith("etc-passwd-")
-    True
-    >>> speaker_file_stem("Alice") != speaker_file_stem("alice")
-    True
-    """
-    name = check_speaker_name(name)
-    ascii_text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:_SLUG_CHARS].rstrip("-")
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:hash_chars]
-    return f"{slug or 'speaker'}-{digest}"
-
-
-# --------------------------------------------------------------- fingerprints
-def _fingerprint_arrays(covariance_type, weights, means, covariances):
-    digest = hashlib.sha256(_FINGERPRINT_TAG)
-    digest.update(str(covariance_type).encode("utf-8") + b"\0")
-    for label, value in (("weights", weights), ("means", means), ("covariances", covariances)):
-        value = np.ascontiguousarray(value, dtype="<f8")
-        digest.update(f"{label}{value.shape}\0".encode("ascii"))
-        digest.update(value.tobytes())
-    return digest.hexdigest()
-
-
-def ubm_fingerprint(ubm):
-    """SHA-256 fingerprint of a UBM's parameters (weights, means, covariances).
-
-    The hash covers the covariance type and the float64 values and shapes of
-    the three parameter arrays, not the file's bytes, so it is the same for a
-    model in memory, its file, and any re-save of the same parameters (file
-    timestamps and running statistics do not count).
-
-    Parameters
-    ----------
-    ubm : OnlineGMM or str or Path
-        A fitted model, or the path of a model file written by ``OnlineGMM.save``.
-
-    Returns
-    -------
-    str
-        64 hexadecimal digits.
-
-    Raises
-    ------
-    ValueError
-        If the file is not a readable streamgmm model file.
-
-    Examples
-    --------
-    >>> import numpy as np, os, tempfile
-    >>> from streamgmm import OnlineGMM
-    >>> X = np.random.default_rng(0).normal(size=(300, 2))
-    >>> gmm = OnlineGMM(n_components=2, covariance_type="diag", random_state=0).fit(X)
-    >>> path = os.path.join(tempfile.mkdtemp(), "ubm.npz")
-    >>> gmm.save(path)
-    >>> ubm_fingerprint(path) == ubm_fingerprint(gmm)
-    True
-    """
-    if isinstance(ubm, (str, os.PathLike)):
-        source = f"UBM file {ubm}"
-        arrays = read_npz(ubm)
-        check_header(arrays, MODEL_KIND, source)
-        try:
-            covariance_type = json.loads(str(arrays["params_json"]))["covariance_type"]
-            weights, means, covariances = arrays["weights"], arrays["means"], arrays["covariances"]
-        except KeyError as exc:
-            raise ValueError(f"{source} is missing {exc.args[0]!r}; it is truncated or foreign.") from None
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{source} has invalid settings ({exc}); the file is corrupt.") from None
-        return _fingerprint_arrays(covariance_type, weights, means, covariances)
-    if not isinstance(ubm, OnlineGMM):
-        raise TypeError(
-            f"expected a streamgmm.OnlineGMM or a model file path, got {type(ubm).__name__} "
-            "(convert a scikit-learn GaussianMixture with OnlineGMM.from_sklearn)."
-        )
-    if getattr(ubm, "weights_", None) is None:
-        raise ValueError("the UBM is not fitted; fit it before storing or fingerprinting it.")
-    return _fingerprint_arrays(ubm.covariance_type, ubm.weights_, ubm.means_, ubm.covariances_)
-
-
-# ---------------------------------------------------------------- file helpers
-def _now():
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _fsync_directory(directory):
-    """Make a rename in ``directory`` durable (best effort; not possible everywhere)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_bytes_atomic(path, data):
-    """Write ``data`` to ``path`` through a flushed temporary file in the same directory."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _file_signature(stat_result):
-    return (stat_result.st_ino, stat_result.st_dev, stat_result.st_mtime_ns, stat_result.st_size)
-
-
-def _check_relevance_factor(value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"relevance_factor must be a finite number > 0 (typically 16), got {value!r}.")
-    return float(value)
-
-
-def _check_adapt(adapt):
-    if isinstance(adapt, str):
-        adapt = (adapt,)
-    try:
-        requested = list(adapt)
-    except TypeError:
-        raise TypeError(f"adapt must be a string or a sequence of strings, got {adapt!r}.") from None
-    unknown = [a for a in requested if a not in ADAPTABLE]
-    if unknown or not requested:
-        raise ValueError(
-            f"adapt must be a non-empty subset of {ADAPTABLE}, got {tuple(requested)!r}; "
-            "GMM-UBM systems usually adapt the means only."
-        )
-    return tuple(a for a in ADAPTABLE if a in requested)
-
-
-# -------------------------------------------------------------------- manifest
-def _manifest_to_json(manifest):
-    document = {key: value for key, value in manifest.items() if key != "speakers"}
-    document["speakers"] = [
-        dict(name=name, **{k: v for k, v in entry.items() if k != "name"})
-        for name, entry in sorted(manifest["speakers"].items())
-    ]
-    text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
-    return (text + "\n").encode("utf-8")
-
-
-def _parse_manifest(data, root):
-    """Parse and validate manifest bytes; return the internal form (speakers keyed by name)."""
-    source = f"manifest {Path(root) / MANIFEST_NAME}"
-    fix = (
-        f"restore it from a backup, or rebuild the store with `speaker-id train-ubm --store {root} "
-        "--overwrite` and re-enroll the speakers"
-    )
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidStoreError(f"{source} is not valid JSON ({exc}); the store is damaged: {fix}.") from None
-
-    def bad(what):
-        return InvalidStoreError(f"{source} is invalid: {what}; the store is damaged: {fix}.")
-
-    if not isinstance(document, dict) or document.get("kind") != STORE_KIND:
-        raise bad(f"it does not describe a speaker store (kind is not {STORE_KIND!r})")
-    version = document.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise bad(f"format_version is {version!r}, not an integer")
-    if version != FORMAT_VERSION:
-        newer = "a newer" if version > FORMAT_VERSION else "an older"
-        raise InvalidStoreError(
-            f"{source} has format version {version}; this speaker_id reads version {FORMAT_VERSION}. "
-            f"The store was written by {newer} speaker_id: use that version, or rebuild the store "
-            f"with `speaker-id train-ubm --store {root} --overwrite` and re-enroll the speakers."
-        )
-    try:
-        feature_config = FeatureConfig.from_dict(document["feature_config"])
-        settings = document["map"]
-        relevance_factor = _check_relevance_factor(settings["relevance_factor"])
-        adapt = _check_adapt(settings["adapt"])
-        ubm = document["ubm"]
-        fingerprint = ubm["fingerprint"]
-        n_components, n_features = ubm["n_components"], ubm["n_features"]
-        covariance_type = ubm["covariance_type"]
-        generation = document["generation"]
-        created, updated = document["created"], document["updated"]
-        speakers = document["speakers"]
-    except KeyError as exc:
-        raise bad(f"the field {exc.args[0]!r} is missing") from None
-    except (TypeError, ValueError) as exc:
-        raise bad(str(exc)) from None
-    if not (isinstance(fingerprint, str) and re.fullmatch(r"[0-9a-f]{64}", fingerprint)):
-        raise bad("the UBM fingerprint is not 64 hexadecimal digits")
-    for label, value in (("n_components", n_components), ("n_features", n_features), ("generation", generation)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise bad(f"{label} is {value!r}, not a non-negative integer")
-    if covariance_type not in ("full", "tied", "diag", "spherical"):
-        raise bad(f"covariance_type is {covariance_type!r}")
-    if not isinstance(speakers, list):
-        raise bad("speakers is not a list")
-    by_name = {}
-    for item in speakers:
-        if not isinstance(item, dict):
-            raise bad(f"a speaker entry is {item!r}, not an object")
-        try:
-            name = check_speaker_name(item["name"])
-            entry = {
-                "file": item["file"],
-                "n_frames": item["n_frames"],
-                "n_utterances": item["n_utterances"],
-                "updated": item["updated"],
-                "ubm_fingerprint": item["ubm_fingerprint"],
-            }
-        except KeyError as exc:
-            raise bad(f"a speaker entry has no {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
-            raise bad(f"a speaker entry has an invalid name ({exc})") from None
-        if name in by_name:
-            raise bad(f"speaker {name!r} is listed twice")
-        if not (isinstance(entry["file"], str) and _SPEAKER_FILE_RE.fullmatch(entry["file"])):
-            raise bad(f"speaker {name!r} refers to the file {entry['file']!r}, which is not a speaker file name")
-        n_frames, n_utterances = entry["n_frames"], entry["n_utterances"]
-        if isinstance(n_frames, bool) or not isinstance(n_frames, (int, float)) or not (
-            math.isfinite(n_frames) and n_frames >= 0
-        ):
-            raise bad(f"speaker {name!r} has n_frames {n_frames!r}")
-        if isinstance(n_utterances, bool) or not isinstance(n_utterances, int) or n_utterances < 0:
-            raise bad(f"speaker {name!r} has n_utterances {n_utterances!r}")
-        if not isinstance(entry["ubm_fingerprint"], str) or not isinstance(entry["updated"], str):
-            raise bad(f"speaker {name!r} has an invalid ubm_fingerprint or updated field")
-        entry["n_frames"] = float(n_frames)
-        by_name[name] = entry
-    files = [entry["file"] for entry in by_name.values()]
-    if len(set(files)) != len(files):
-        raise bad("two speakers refer to the same file")
-    return {
-        "kind": STORE_KIND,
-        "format_version": FORMAT_VERSION,
-        "created": created,
-        "updated": updated,
-        "generation": generation,
-        "feature_config": feature_config.to_dict(),
-        "map": {"relevance_factor": relevance_factor, "adapt": list(adapt)},
-        "ubm": {
-            "fingerprint": fingerprint,
-            "n_components": n_components,
-            "n_features": n_features,
-            "covariance_type": covariance_type,
-        },
-        "speakers": by_name,
-    }
-
-
-# ----------------------------------------------------------------------- store
 class SpeakerStore:
     """A directory holding a UBM and the enrollment statistics of speakers.
 
@@ -513,7 +122,7 @@ class SpeakerStore:
     --------
     >>> import numpy as np, os, tempfile
     >>> from streamgmm import OnlineGMM, accumulate
-    >>> from speaker_id.features import FeatureConfig
+    >>> from speaker_id.frontend import FeatureConfig
     >>> rng = np.random.default_rng(0)
     >>> ubm = OnlineGMM(n_components=4, covariance_type="diag", random_state=0).fit(rng.normal(size=(500, 3)))
     >>> path = os.path.join(tempfile.mkdtemp(), "store")
@@ -568,7 +177,7 @@ class SpeakerStore:
         >>> SpeakerStore.open(tempfile.mkdtemp())  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        speaker_id.store.NotAStoreError: ... has no manifest.json: not a speaker store; run `speaker-id train-ubm --store ... ...` first.
+        speaker_id.store.errors.NotAStoreError: ... has no manifest.json: not a speaker store; run `speaker-id train-ubm --store ... ...` first.
         """
         return cls(path, lock_timeout=lock_timeout)
 
@@ -627,7 +236,7 @@ class SpeakerStore:
         --------
         >>> import numpy as np, os, tempfile
         >>> from streamgmm import OnlineGMM
-        >>> from speaker_id.features import FeatureConfig
+        >>> from speaker_id.frontend import FeatureConfig
         >>> X = np.random.default_rng(0).normal(size=(500, 3))
         >>> ubm = OnlineGMM(n_components=4, covariance_type="diag", random_state=0).fit(X)
         >>> path = os.path.join(tempfile.mkdtemp(), "store")
@@ -637,7 +246,7 @@ class SpeakerStore:
         >>> SpeakerStore.create(path, ubm, store.feature_config)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        speaker_id.store.StoreExistsError: ... is already a speaker store; pass overwrite=True (--overwrite) to replace its UBM and settings.
+        speaker_id.store.errors.StoreExistsError: ... is already a speaker store; pass overwrite=True (--overwrite) to replace its UBM and settings.
         """
         if isinstance(ubm, (str, os.PathLike)):
             ubm = load_model(ubm)
@@ -764,7 +373,7 @@ class SpeakerStore:
 
     @property
     def feature_config(self):
-        """The :class:`~speaker_id.features.FeatureConfig` of the UBM's features."""
+        """The :class:`~speaker_id.frontend.FeatureConfig` of the UBM's features."""
         return FeatureConfig.from_dict(self._current()["feature_config"])
 
     @property
@@ -866,7 +475,7 @@ class SpeakerStore:
         --------
         >>> import numpy as np, os, tempfile
         >>> from streamgmm import OnlineGMM, accumulate
-        >>> from speaker_id.features import FeatureConfig
+        >>> from speaker_id.frontend import FeatureConfig
         >>> rng = np.random.default_rng(0)
         >>> ubm = OnlineGMM(n_components=4, covariance_type="diag", random_state=0).fit(rng.normal(size=(500, 3)))
         >>> store = SpeakerStore.create(os.path.join(tempfile.mkdtemp(), "s"), ubm, FeatureConfig(n_mfcc=1))
@@ -876,7 +485,7 @@ class SpeakerStore:
         >>> store.load_stats("alise")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        speaker_id.store.UnknownSpeakerError: no speaker 'alise' in the store ...; did you mean 'alice'?
+        speaker_id.store.errors.UnknownSpeakerError: no speaker 'alise' in the store ...; did you mean 'alice'?
         """
         name = check_speaker_name(name)
         for _attempt in range(5):
@@ -894,6 +503,26 @@ class SpeakerStore:
                     continue
                 raise InvalidStoreError(str(exc)) from None
         raise InvalidStoreError(str(missing)) from None
+
+    def speaker_model(self, name):
+        """The MAP-adapted GMM of an enrolled speaker (UBM moved toward its statistics).
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        OnlineGMM
+            :func:`~speaker_id.models.adaptation.map_adapt` of the speaker's
+            statistics with the store's ``relevance_factor`` and ``adapt``.
+
+        Raises
+        ------
+        UnknownSpeakerError, ForeignModelError, InvalidStoreError
+            As :meth:`load_stats`.
+        """
+        return map_adapt(self.ubm, self.load_stats(name), self.relevance_factor, self.adapt)
 
     def _read_speaker(self, manifest, name, entry):
         root_fp = manifest["ubm"]["fingerprint"]
@@ -1178,43 +807,3 @@ class SpeakerStore:
         self._manifest = manifest
         self._signature = _file_signature(os.stat(self._root / MANIFEST_NAME))
         _clean_orphans(self._root, manifest)
-
-
-@contextmanager
-def _locked(root, timeout):
-    lock = filelock.FileLock(str(Path(root) / LOCK_NAME), timeout=timeout)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise StoreLockedError(
-            f"speaker store {root} is locked by another process (lock file {Path(root) / LOCK_NAME}) and was "
-            f"not released within {timeout:g} s; wait for the other enrollment to finish and try again, "
-            "or raise the lock timeout."
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def _clean_orphans(root, manifest):
-    """Delete speaker files the manifest does not list and temporary files of crashed writes (lock held)."""
-    root = Path(root)
-    referenced = {entry["file"] for entry in manifest["speakers"].values()}
-    speakers_dir = root / SPEAKERS_DIR
-    candidates = []
-    if speakers_dir.is_dir():
-        candidates += [
-            e for e in os.scandir(speakers_dir)
-            if e.name not in referenced and (_SPEAKER_FILE_RE.fullmatch(e.name) or _TEMP_FILE_RE.fullmatch(e.name))
-        ]
-    candidates += [
-        e for e in os.scandir(root)
-        if re.fullmatch(rf"\.({re.escape(MANIFEST_NAME)}|{re.escape(UBM_NAME)})\..+\.tmp", e.name)
-    ]
-    for entry in candidates:
-        if entry.is_file(follow_symlinks=False):
-            try:
-                os.unlink(entry.path)
-            except FileNotFoundError:
-                pass

@@ -20,7 +20,7 @@ statistics and rebuild the model with :func:`map_adapt` when needed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Tuple
+from typing import Tuple
 
 import numpy as np
 

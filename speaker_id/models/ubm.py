@@ -24,7 +24,8 @@ import numpy as np
 
 from streamgmm import ConvergenceWarning, OnlineGMM
 
-from .features import FeatureConfig, extract_files
+from ..frontend.config import FeatureConfig
+from ..frontend.extraction import extract_files
 
 # frames per cache shard: 100,000 x 60 float32 = 24 MB
 _SHARD_FRAMES = 100_000
@@ -354,7 +355,7 @@ def train_ubm(
     Parameters
     ----------
     paths : sequence of path-like
-        Audio files (see :func:`speaker_id.datasets.scan_audio` to expand
+        Audio files (see :func:`speaker_id.evaluation.corpora.scan_audio` to expand
         directories).
     config : FeatureConfig, optional
     n_components : int, default=128

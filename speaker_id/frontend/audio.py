@@ -25,7 +25,7 @@ __all__ = ["AUDIO_EXTENSIONS", "AudioError", "is_audio_file", "load_audio"]
 PathLike = Union[str, os.PathLike]
 
 #: File name extensions (lower case, without the dot) that soundfile can
-#: decode and that :func:`speaker_id.datasets.scan_audio` picks up. Matching is
+#: decode and that :func:`speaker_id.evaluation.corpora.scan_audio` picks up. Matching is
 #: case-insensitive: ``.WAV`` and ``.Flac`` count too.
 AUDIO_EXTENSIONS = frozenset(
     {
@@ -120,7 +120,7 @@ def load_audio(path: PathLike, sr: int = 16000) -> np.ndarray:
     if not os.path.exists(path_str):
         raise AudioError(f"{path_str}: audio file not found; check the path (and the current directory for relative paths)")
     if os.path.isdir(path_str):
-        raise AudioError(f"{path_str}: is a directory, not an audio file; pass the files inside it (see speaker_id.datasets.scan_audio)")
+        raise AudioError(f"{path_str}: is a directory, not an audio file; pass the files inside it (see speaker_id.evaluation.corpora.scan_audio)")
     try:
         data, file_sr = sf.read(path_str, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:

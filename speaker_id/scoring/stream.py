@@ -1,7 +1,7 @@
 """Who is speaking now: running speaker scores and decisions over an audio stream.
 
 :class:`StreamScorer` pushes audio through a
-:class:`~speaker_id.stream_features.StreamingFeatureExtractor`, scores every
+:class:`~speaker_id.frontend.streaming.StreamingFeatureExtractor`, scores every
 new speech frame against all enrolled speakers at once
 (:meth:`speaker_id.scoring.SpeakerScorer.score_frames`, top-C, so the cost
 per frame grows slowly with the number of speakers), and after each push
@@ -32,9 +32,9 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from .features import FeatureConfig
-from .scoring import SpeakerScorer
-from .stream_features import StreamingFeatureExtractor
+from ..frontend.config import FeatureConfig
+from ..frontend.streaming import StreamingFeatureExtractor
+from .scorer import SpeakerScorer
 
 __all__ = ["DecisionEvent", "StreamUpdate", "StreamScorer"]
 
@@ -204,15 +204,15 @@ class StreamScorer:
         as fast; scores differ by about 1e-6).
     **extractor_options
         ``vad_memory_s``, ``cmvn_window_s``, ``cmvn_min_frames`` of
-        :class:`~speaker_id.stream_features.StreamingFeatureExtractor`.
+        :class:`~speaker_id.frontend.streaming.StreamingFeatureExtractor`.
 
     Examples
     --------
     >>> import numpy as np
     >>> from streamgmm import OnlineGMM
-    >>> from speaker_id.features import FeatureConfig, extract
-    >>> from speaker_id.synth import make_speakers, synthesize
-    >>> from speaker_id.enroll import map_adapt, speaker_stats
+    >>> from speaker_id.frontend import FeatureConfig, extract
+    >>> from speaker_id.demo.synth import make_speakers, synthesize
+    >>> from speaker_id.models.adaptation import map_adapt, speaker_stats
     >>> cfg = FeatureConfig(sr=8000)
     >>> voices = make_speakers(3, seed=1)
     >>> audio = {name: [synthesize(v, 2.0, sr=8000, seed=i) for i in range(3)] for name, v in voices.items()}
@@ -285,12 +285,10 @@ class StreamScorer:
         ValueError
             If the store has no enrolled speaker.
         """
-        from .pipeline import speaker_model
-
         names = store.speakers()
         if not names:
             raise ValueError(f"the store {store.path} has no enrolled speakers; run `speaker-id enroll` first")
-        models = {name: speaker_model(store, name) for name in names}
+        models = {name: store.speaker_model(name) for name in names}
         return cls(store.ubm, models, store.feature_config, **options)
 
     @property

@@ -1,8 +1,9 @@
-"""The speaker recognition operations the command line offers, as library calls.
+"""Evaluation protocols: a corpus split into UBM training, enrollment and tests, scored end to end.
 
-Each function goes audio -> features -> statistics -> models -> scores ->
-decisions with the modules to its left; the CLI only parses arguments and
-prints what these return.
+:func:`evaluate` trains the UBM, enrolls every test speaker, scores every test
+utterance against every enrolled speaker and reports verification (EER,
+minDCF) and identification figures; the ``fsdd`` and ``kaldi`` protocols say
+which utterances play which part.
 """
 
 from __future__ import annotations
@@ -17,54 +18,14 @@ import numpy as np
 
 from streamgmm import OnlineGMM
 
-from . import metrics, scoring
-from .datasets import load_fsdd, read_kaldi_dir
-from .enroll import map_adapt, speaker_stats
-from .features import FeatureConfig, extract_files
-from .store import SpeakerStore
-from .ubm import DEFAULT_BATCH_SIZE, check_learning_method, fit_ubm
-
-NORMALISATIONS = ("none", "znorm", "tnorm", "ztnorm", "snorm")
-
-
-# ---------------------------------------------------------------- store ops
-def enroll_files(store: SpeakerStore, name: str, paths: Sequence, *, mode: str = "add", n_jobs: int = 1) -> dict:
-    """Enroll (or add audio to) speaker ``name`` from audio files.
-
-    Returns the store's entry for the speaker (frames, utterances, ...).
-    Nothing is written if any file fails.
-    """
-    features = extract_files(list(paths), store.feature_config, n_jobs=n_jobs)
-    stats = speaker_stats(store.ubm, features)
-    return store.enroll_stats(name, stats, n_utterances=len(features), mode=mode)
-
-
-def speaker_model(store: SpeakerStore, name: str) -> OnlineGMM:
-    """The MAP-adapted model of an enrolled speaker."""
-    return map_adapt(store.ubm, store.load_stats(name), store.relevance_factor, store.adapt)
-
-
-def verify_file(store: SpeakerStore, name: str, path, *, threshold: float = 0.0, top_c: Optional[int] = 5) -> dict:
-    """Score ``path`` against speaker ``name``; accept when the average LLR reaches ``threshold``."""
-    model = speaker_model(store, name)
-    features = extract_files([path], store.feature_config, n_jobs=1)[0]
-    score = float(scoring.llr(store.ubm, model, features, top_c=top_c))
-    return {"speaker": name, "audio": str(path), "score": score, "threshold": float(threshold),
-            "accepted": bool(scoring.verify(score, threshold)), "n_frames": int(len(features))}
-
-
-def identify_file(store: SpeakerStore, path, *, threshold: Optional[float] = None, top_c: Optional[int] = 5) -> dict:
-    """The best-scoring enrolled speaker for ``path`` (``None`` below ``threshold``: unknown)."""
-    names = store.speakers()
-    if not names:
-        raise ValueError(f"the store {store.path} has no enrolled speakers; run `speaker-id enroll` first.")
-    models = {name: speaker_model(store, name) for name in names}
-    features = extract_files([path], store.feature_config, n_jobs=1)[0]
-    scores = scoring.SpeakerScorer(store.ubm, models, top_c=top_c).score(features)
-    best, best_score = scoring.identify(scores, names, threshold)
-    ranking = sorted(zip(names, scores.tolist()), key=lambda item: -item[1])
-    return {"audio": str(path), "speaker": best, "score": float(best_score),
-            "threshold": threshold, "scores": dict(ranking), "n_frames": int(len(features))}
+from .. import scoring
+from ..frontend.config import FeatureConfig
+from ..frontend.extraction import extract_files
+from ..models.adaptation import map_adapt, speaker_stats
+from ..models.ubm import DEFAULT_BATCH_SIZE, check_learning_method, fit_ubm
+from ..scoring.normalization import normalise_scores
+from . import metrics
+from .corpora import load_fsdd, read_kaldi_dir
 
 
 # --------------------------------------------------------------- evaluation
@@ -135,50 +96,6 @@ def _kaldi_split(directory) -> _Split:
     return _Split(train=train, enroll=enroll, test=test)
 
 
-def normalise_scores(raw, enroll_scores, enroll_speakers, model_names, norm):
-    """Apply a score normalisation to a (n_test, n_models) score matrix.
-
-    Parameters
-    ----------
-    raw : ndarray of shape (n_test, n_models)
-    enroll_scores : ndarray of shape (n_enroll_utts, n_models) or None
-        Every enrollment utterance scored against every model: the impostor
-        utterances of model ``m`` (Z-norm) are those of the other speakers.
-        Only read by the normalisations with a Z step.
-    enroll_speakers : sequence of str, length n_enroll_utts
-    model_names : sequence of str, length n_models
-    norm : {"none", "znorm", "tnorm", "ztnorm", "snorm"}
-        T-norm's cohort for the trial (test, m) is the other enrolled models.
-
-    Returns
-    -------
-    ndarray of shape (n_test, n_models)
-    """
-    if norm not in NORMALISATIONS:
-        raise ValueError(f"norm must be one of {NORMALISATIONS}, got {norm!r}.")
-    if norm == "none":
-        return raw.copy()
-    n_models = raw.shape[1]
-    if n_models < 3 and norm != "znorm":
-        raise ValueError(f"{norm} needs at least 3 enrolled speakers (a cohort of 2 or more); use --norm none or znorm.")
-    if norm in ("znorm", "ztnorm", "snorm"):
-        enroll_speakers = np.asarray(enroll_speakers)
-        impostors = [enroll_scores[enroll_speakers != name, m] for m, name in enumerate(model_names)]
-    out = np.empty_like(raw)
-    for m in range(n_models):
-        others = [j for j in range(n_models) if j != m]
-        if norm == "znorm":
-            out[:, m] = scoring.znorm(raw[:, m], impostors[m])
-        elif norm == "tnorm":
-            out[:, m] = scoring.tnorm(raw[:, m], raw[:, others])
-        elif norm == "snorm":
-            out[:, m] = 0.5 * (scoring.znorm(raw[:, m], impostors[m]) + scoring.tnorm(raw[:, m], raw[:, others]))
-        else:  # ztnorm: Z-normalise every model with its own impostors, then T-norm across models
-            z = np.column_stack([scoring.znorm(raw[:, j], impostors[j]) for j in range(n_models)])
-            out[:, m] = scoring.tnorm(z[:, m], z[:, others])
-    return out
-
-
 def evaluate(
     protocol: str,
     directory,
@@ -229,7 +146,7 @@ def evaluate(
     learning_method : {"batch", "online"}, default="batch"
         How the UBM learns: EM to convergence, or ONE pass of online EM over
         the training utterances in a seeded random order; see
-        :func:`speaker_id.ubm.fit_ubm`.
+        :func:`speaker_id.models.ubm.fit_ubm`.
     batch_size : int, default=DEFAULT_BATCH_SIZE
         Frames per online EM update of the UBM.
     p_target : float, default=0.01

@@ -1,12 +1,12 @@
 """``speaker-id demo``: the whole pipeline end to end on an embedded default.
 
 Without a corpus, speakers are synthesised in-process with a source-filter
-voice model (:mod:`speaker_id.synth`) and written as WAV files to a
+voice model (:mod:`speaker_id.demo.synth`) and written as WAV files to a
 temporary directory; then exactly the steps a user runs happen on them:
 train a UBM on background speakers, create a store, enroll the target
 speakers, verify and identify held-out recordings, and report accuracy and
 EER. Last, a conversation of three enrolled speakers' held-out recordings is
-streamed 100 ms at a time through :class:`~speaker_id.stream_scoring.StreamScorer`,
+streamed 100 ms at a time through :class:`~speaker_id.scoring.stream.StreamScorer`,
 as ``speaker-id stream`` would, printing each change of decision. With
 FSDD's recordings it runs the FSDD protocol instead.
 """
@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from . import metrics
-from .features import FeatureConfig
-from .pipeline import enroll_files, evaluate, identify_file
-from .store import SpeakerStore
+from ..evaluation import metrics
+from ..evaluation.protocols import evaluate
+from ..frontend.config import FeatureConfig
+from ..models.ubm import train_ubm
+from ..operations import enroll_files, identify_file
+from ..store import SpeakerStore
 from .synth import make_corpus
-from .ubm import train_ubm
 
 SR = 16000
 
@@ -83,8 +84,8 @@ def run_demo(n_speakers=8, seed=0, n_background=16, log=print):
 
 def _live_demo(store, held_out, say):
     """Stream a conversation of held-out recordings 100 ms at a time; print the decision changes."""
-    from .audio import load_audio
-    from .stream_scoring import StreamScorer
+    from ..frontend.audio import load_audio
+    from ..scoring.stream import StreamScorer
 
     pause = np.zeros(SR, np.float32)
     pieces, turns, t = [], [], 0.0
@@ -114,5 +115,5 @@ def _live_demo(store, held_out, say):
 
 
 def run_fsdd_demo(directory, progress=True):
-    """The FSDD protocol (see :func:`speaker_id.pipeline.evaluate`)."""
+    """The FSDD protocol (see :func:`speaker_id.evaluation.protocols.evaluate`)."""
     return evaluate("fsdd", directory, progress=progress)

@@ -3,7 +3,7 @@
 Every loader returns a list of :class:`Utterance` (utterance id, speaker id,
 audio path), sorted, so that training and evaluation runs see the files in a
 reproducible order. Nothing here decodes audio; that is
-:func:`speaker_id.audio.load_audio`'s job.
+:func:`speaker_id.frontend.audio.load_audio`'s job.
 
 No loader ever runs a command: Kaldi ``wav.scp`` entries that are command
 pipes (``sox ... |``) or archive offsets (``file.ark:123``) are refused with
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
-from .audio import AUDIO_EXTENSIONS, PathLike, is_audio_file
+from ..frontend.audio import AUDIO_EXTENSIONS, PathLike, is_audio_file
 
 __all__ = [
     "DatasetError",
@@ -89,7 +89,7 @@ def scan_audio(paths: Union[PathLike, Iterable[PathLike]]) -> list:
     """Audio files named by files and directories (searched recursively).
 
     A directory contributes every file below it whose extension is one of
-    :data:`speaker_id.audio.AUDIO_EXTENSIONS`, in any letter case
+    :data:`speaker_id.frontend.audio.AUDIO_EXTENSIONS`, in any letter case
     (``.wav``, ``.WAV``, ``.Flac``...). Hidden files and folders (names
     starting with ``.``, such as macOS ``._x.wav`` side files) are skipped.
     A file given by name must itself have an audio extension.
@@ -508,7 +508,7 @@ def find_dataset_root() -> Optional[Path]:
         if not root.is_dir():
             raise DatasetError(f"{DATASETS_ENV}={env!r} is not a directory; point it at the folder holding fsdd/ and librispeech-mini/, or unset it")
         return root
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]  # speaker_id/evaluation/corpora.py -> the checkout
     candidate = repo.parent / "shared" / "datasets"
     return candidate if candidate.is_dir() else None
 

@@ -1,0 +1,36 @@
+"""The front end: audio -> frames of features.
+
+In flow order:
+
+* :mod:`~speaker_id.frontend.audio`: audio files to mono float32 at a chosen rate.
+* :mod:`~speaker_id.frontend.sources`: live audio (a file at real-time pace, raw PCM on a pipe, the microphone).
+* :mod:`~speaker_id.frontend.config`: :class:`FeatureConfig`, every parameter of the front end.
+* :mod:`~speaker_id.frontend.spectral`: framing, power spectra, mel filterbank, DCT.
+* :mod:`~speaker_id.frontend.mfcc`: static MFCCs of a signal.
+* :mod:`~speaker_id.frontend.deltas`: deltas and delta-deltas.
+* :mod:`~speaker_id.frontend.vad`: energy voice activity detection.
+* :mod:`~speaker_id.frontend.normalization`: cepstral mean and variance normalisation.
+* :mod:`~speaker_id.frontend.extraction`: the whole chain on one utterance, one file, many files.
+* :mod:`~speaker_id.frontend.streaming`: the same chain on a stream, chunk by chunk.
+"""
+
+from .audio import AUDIO_EXTENSIONS, AudioError, is_audio_file, load_audio
+from .config import FeatureConfig, FeatureError
+from .extraction import extract, extract_file, extract_files
+from .sources import SourceError, open_source
+from .streaming import StreamingFeatureExtractor
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioError",
+    "FeatureConfig",
+    "FeatureError",
+    "SourceError",
+    "StreamingFeatureExtractor",
+    "extract",
+    "extract_file",
+    "extract_files",
+    "is_audio_file",
+    "load_audio",
+    "open_source",
+]

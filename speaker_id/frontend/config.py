@@ -1,0 +1,283 @@
+"""The front end's configuration: :class:`FeatureConfig` and :class:`FeatureError`.
+
+One frozen, JSON-friendly object holds every parameter of the MFCC front end
+(librosa's names: ``sr``, ``n_mfcc``, ``n_mels``, ``n_fft``, ``fmin``,
+``fmax``, ``center``); stores keep ``config.to_dict()`` beside every model
+trained on the features.
+"""
+
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+#: Floor applied to mel energies before the log (as ``amin`` in librosa),
+#: so a digital-silence frame gives -100 dB instead of -inf.
+LOG_FLOOR = 1e-10
+
+
+class FeatureError(ValueError):
+    """Features cannot be computed from the given audio.
+
+    Raised when the audio is shorter than one frame, when voice activity
+    detection keeps no frame, or when the input is not a finite 1-D float
+    signal. The message says which limit was hit and how to change it.
+    """
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << (int(n) - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Parameters of the MFCC front end; frozen, hashable and JSON-friendly.
+
+    Store ``config.to_dict()`` next to every model trained on the features,
+    and rebuild it with :meth:`from_dict`: features of enrollment and test
+    audio must come from the same configuration.
+
+    Parameters
+    ----------
+    sr : int, default 16000
+        Sample rate the audio is loaded (and resampled) at, in Hz. Use the
+        corpus' own rate (8000 for telephone speech or FSDD) rather than
+        upsampling.
+    n_mfcc : int, default 20
+        Number of cepstral coefficients kept, c0 included (c0 tracks the
+        frame's log-energy; CMVN removes its level).
+    n_mels : int, default 40
+        Number of mel bands.
+    frame_length_ms : float, default 25.0
+        Analysis window length in milliseconds; ``win_length`` is
+        ``round(sr * frame_length_ms / 1000)`` samples (400 at 16 kHz).
+    hop_length_ms : float, default 10.0
+        Frame shift in milliseconds; ``hop_length`` is
+        ``round(sr * hop_length_ms / 1000)`` samples (160 at 16 kHz).
+    center : bool, default True
+        Pad the signal with ``win_length // 2`` zeros at both ends, so frame
+        ``t`` is centred on sample ``t * hop_length`` (librosa's
+        ``center=True, pad_mode='constant'``). On FSDD, whose recordings are
+        cut tight around the digit, it lifted identification from 99.80 % to
+        100 % and lowered the raw EER from 1.03 % to 0.87 % (means over UBM
+        seeds 0-4, ``scripts/compare_front_end.py``); on librispeech-mini
+        identification (100 %) and T-normalised EER (0 %) stayed, the raw
+        EER went from 0.22 % to 0.44 % (one more false alarm of 450).
+    n_fft : int or None, default None
+        FFT size; ``None`` means the smallest power of two
+        ``>= win_length`` (512 at 16 kHz, 256 at 8 kHz). Frames are
+        zero-padded to ``n_fft``.
+    window : str, default "hamming"
+        Window name understood by :func:`librosa.filters.get_window`
+        (periodic form).
+    fmin : float, default 20.0
+        Lowest mel band edge in Hz; keeps DC and mains hum out.
+    fmax : float or None, default None
+        Highest mel band edge in Hz; ``None`` means ``sr / 2`` (the whole
+        band: 8 kHz for 16 kHz audio, 4 kHz for 8 kHz audio). For
+        narrow-band audio stored at a higher rate set it to the true band
+        edge (e.g. 3800).
+    preemphasis : float, default 0.97
+        Pre-emphasis coefficient applied inside each frame; 0 disables it.
+    deltas : bool, default True
+        Append delta and delta-delta coefficients (3 * n_mfcc features).
+    delta_width : int, default 9
+        Number of frames (odd, >= 3) in the delta regression window.
+    vad : bool, default True
+        Keep only frames whose raw log-energy is within `vad_threshold_db`
+        of the utterance's loudest frame and above `vad_floor_db`.
+    vad_threshold_db : float, default 30.0
+        Relative VAD threshold in dB below the loudest frame. The loudest
+        frame always passes it, so only an utterance that is entirely below
+        the floor loses all its frames.
+    vad_floor_db : float, default -60.0
+        Absolute VAD floor: frame mean-square power in dB relative to full
+        scale (a full-scale sine is -3 dB; 16-bit digital silence is below
+        -90 dB). Frames quieter than this are never speech.
+    cmvn : bool, default True
+        Normalise each feature to zero mean and unit variance over the kept
+        frames of the utterance.
+
+    Examples
+    --------
+    >>> cfg = FeatureConfig(sr=8000)
+    >>> cfg.win_length, cfg.hop_length, cfg.fft_size, cfg.n_features
+    (200, 80, 256, 60)
+    >>> FeatureConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
+
+    sr: int = 16000
+    n_mfcc: int = 20
+    n_mels: int = 40
+    frame_length_ms: float = 25.0
+    hop_length_ms: float = 10.0
+    center: bool = True
+    n_fft: Optional[int] = None
+    window: str = "hamming"
+    fmin: float = 20.0
+    fmax: Optional[float] = None
+    preemphasis: float = 0.97
+    deltas: bool = True
+    delta_width: int = 9
+    vad: bool = True
+    vad_threshold_db: float = 30.0
+    vad_floor_db: float = -60.0
+    cmvn: bool = True
+
+    def __post_init__(self) -> None:
+        def fail(msg: str) -> None:
+            raise ValueError(f"FeatureConfig: {msg}")
+
+        def as_int(name: str, minimum: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                fail(f"{name} must be an integer, got {v!r}")
+            if v < minimum:
+                fail(f"{name} must be >= {minimum}, got {v!r}")
+            object.__setattr__(self, name, int(v))
+
+        def as_float(name: str, optional: bool = False) -> None:
+            v = getattr(self, name)
+            if v is None and optional:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+                fail(f"{name} must be a finite number, got {v!r}")
+            object.__setattr__(self, name, float(v))
+
+        def as_bool(name: str) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, (bool, np.bool_)):
+                fail(f"{name} must be True or False, got {v!r}")
+            object.__setattr__(self, name, bool(v))
+
+        as_int("sr", 1)
+        as_int("n_mfcc", 1)
+        as_int("n_mels", 1)
+        as_int("delta_width", 3)
+        for name in ("frame_length_ms", "hop_length_ms", "fmin", "preemphasis", "vad_threshold_db", "vad_floor_db"):
+            as_float(name)
+        as_float("fmax", optional=True)
+        for name in ("center", "deltas", "vad", "cmvn"):
+            as_bool(name)
+        if self.n_fft is not None:
+            as_int("n_fft", 2)
+        if not isinstance(self.window, str):
+            fail(f"window must be a window name such as 'hamming' or 'hann', got {self.window!r}")
+
+        if self.n_mfcc > self.n_mels:
+            fail(f"n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})")
+        if self.frame_length_ms <= 0 or self.hop_length_ms <= 0:
+            fail("frame_length_ms and hop_length_ms must be positive")
+        if self.win_length < 2:
+            fail(f"frame_length_ms={self.frame_length_ms} gives {self.win_length} sample(s) at sr={self.sr}; use a longer frame")
+        if self.hop_length < 1:
+            fail(f"hop_length_ms={self.hop_length_ms} gives 0 samples at sr={self.sr}; use a longer hop")
+        if self.n_fft is not None and self.n_fft < self.win_length:
+            fail(f"n_fft ({self.n_fft}) must be >= win_length ({self.win_length} samples); use n_fft=None for the next power of two")
+        nyquist = self.sr / 2
+        if self.fmin < 0:
+            fail(f"fmin must be >= 0, got {self.fmin}")
+        if self.fmax is not None and not (self.fmin < self.fmax <= nyquist):
+            fail(f"fmax must lie in (fmin={self.fmin}, sr/2={nyquist}], got {self.fmax}; use None for sr/2")
+        if self.fmin >= self.mel_fmax:
+            fail(f"fmin ({self.fmin}) must be below fmax ({self.mel_fmax})")
+        if not 0.0 <= self.preemphasis < 1.0:
+            fail(f"preemphasis must lie in [0, 1), got {self.preemphasis}; use 0 to disable it")
+        if self.delta_width % 2 == 0:
+            fail(f"delta_width must be odd, got {self.delta_width}")
+        if self.vad_threshold_db <= 0:
+            fail(f"vad_threshold_db must be positive (dB below the loudest frame), got {self.vad_threshold_db}")
+
+    # Derived sizes -------------------------------------------------------
+
+    @property
+    def win_length(self) -> int:
+        """Window length in samples, ``round(sr * frame_length_ms / 1000)``."""
+        return int(round(self.sr * self.frame_length_ms / 1000.0))
+
+    @property
+    def hop_length(self) -> int:
+        """Frame shift in samples, ``round(sr * hop_length_ms / 1000)``."""
+        return int(round(self.sr * self.hop_length_ms / 1000.0))
+
+    @property
+    def fft_size(self) -> int:
+        """FFT size in use: `n_fft`, or the next power of two >= `win_length`."""
+        return self.n_fft if self.n_fft is not None else _next_pow2(self.win_length)
+
+    @property
+    def mel_fmax(self) -> float:
+        """Highest mel band edge in Hz in use: `fmax`, or ``sr / 2``."""
+        return self.fmax if self.fmax is not None else self.sr / 2.0
+
+    @property
+    def n_features(self) -> int:
+        """Number of feature columns :func:`extract` returns."""
+        return self.n_mfcc * (3 if self.deltas else 1)
+
+    # Serialisation -------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """Return the configuration as a plain dict (JSON-serialisable).
+
+        Returns
+        -------
+        dict
+            One entry per field, with Python ``int``/``float``/``bool``/
+            ``str``/``None`` values.
+
+        Examples
+        --------
+        >>> import json
+        >>> d = FeatureConfig(n_mfcc=13).to_dict()
+        >>> d["n_mfcc"], FeatureConfig.from_dict(json.loads(json.dumps(d))).n_mfcc
+        (13, 13)
+        """
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureConfig":
+        """Build a configuration from a dict such as :meth:`to_dict` returns.
+
+        Missing keys take their defaults, except ``center``: a dict without
+        it was written before the option existed, when frames were not
+        padded, so it means ``center=False``. Unknown keys are an error (they
+        usually mean a typo or a file written by another version).
+
+        Parameters
+        ----------
+        d : dict
+            Field names to values.
+
+        Returns
+        -------
+        FeatureConfig
+
+        Raises
+        ------
+        ValueError
+            For an unknown key or an invalid value.
+
+        Examples
+        --------
+        >>> FeatureConfig.from_dict({"sr": 8000}).hop_length
+        80
+        >>> FeatureConfig.from_dict({"sr": 8000}).center, FeatureConfig.from_dict({"center": True}).center
+        (False, True)
+        >>> FeatureConfig.from_dict({"n_mfc": 13})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: FeatureConfig: unknown key(s) ['n_mfc']; known keys: ...
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"FeatureConfig.from_dict expects a dict, got {type(d).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"FeatureConfig: unknown key(s) {unknown}; known keys: {', '.join(known)}")
+        return cls(**{"center": False, **d})

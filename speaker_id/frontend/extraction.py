@@ -1,0 +1,265 @@
+"""The whole front end of one utterance, one file, or many files on a process pool.
+
+The chain run by :func:`extract` is, per utterance::
+
+    y --config_frames--> frames (n_frames, win_length)   centred: half a window of zeros each side
+      --power_spectrum--> (n_frames, 1 + n_fft // 2)   pre-emphasis, window, |FFT|^2
+      --log_mel--> (n_frames, n_mels)                   mel filterbank, 10 log10
+      --@ dct_matrix--> (n_frames, n_mfcc)              orthonormal DCT-II, c0 kept
+      --add_deltas--> (n_frames, 3 * n_mfcc)            delta and delta-delta
+      --[energy_vad mask]--> (n_speech_frames, ...)     drop low-energy frames
+      --cmvn--> float32                                 per-utterance mean/variance
+
+Frames are rows throughout. Each step is a separate function so that a
+streaming extractor can run the same steps on chunks and produce the same
+numbers. What each step depends on:
+
+* **Framing** pads the signal with ``win_length // 2`` zeros at both ends
+  (``center=True``, librosa's default with ``pad_mode='constant'``), so
+  frame ``t`` is centred on sample ``t * hop_length`` and the onset and end
+  of the utterance get whole frames; a signal of ``n`` samples gives
+  ``1 + (n + 2 * (win_length // 2) - win_length) // hop_length`` frames
+  (``center=False``: no padding, ``1 + (n - win_length) // hop_length``;
+  see :func:`frame_count`). Trailing samples that do not fill a frame are
+  dropped. A streaming extractor pads the start of the stream when it
+  begins and the end when it is flushed, and keeps the samples that do not
+  fill a frame yet for the next chunk.
+* **MFCCs** of a frame depend on that frame's samples only: pre-emphasis is
+  applied inside each frame (``x[0] * (1 - a)``, ``x[i] - a * x[i-1]``, as
+  Kaldi does), not across the whole signal, and the log has a fixed floor
+  (no per-utterance ``top_db`` clipping as in :func:`librosa.power_to_db`).
+* **Deltas** use the regression formula over ``±(delta_width // 2)`` frames
+  with the first and last frames repeated at the edges (the same as
+  ``librosa.feature.delta(mode='nearest')`` for the first order). The
+  delta-delta is the Savitzky-Golay second derivative over the same window
+  (``librosa.feature.delta(order=2, mode='nearest')``), so a streaming
+  extractor needs a look-ahead of ``delta_width // 2`` frames (4 for the
+  default 9) and the same edge repetition at the start and end of an
+  utterance.
+* **VAD** compares each frame's raw log-energy with the loudest frame of the
+  utterance and with an absolute floor; the per-frame energy is local but the
+  loudest frame is an utterance-level quantity (a streaming extractor would
+  use the running maximum instead).
+* **CMVN** uses the statistics of the speech frames of the whole utterance
+  (a streaming extractor would use running or sliding-window statistics).
+
+All of it is NumPy and :mod:`scipy.fft`; the window and mel filterbank come
+from librosa (:func:`librosa.filters.get_window`, :func:`librosa.filters.mel`)
+and are computed once per configuration and cached.
+"""
+
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+from itertools import repeat
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .audio import PathLike, load_audio
+from .config import FeatureConfig, FeatureError
+from .deltas import add_deltas
+from .mfcc import _check_length, _check_signal, config_frames, mfcc_from_frames
+from .normalization import cmvn
+from .spectral import _TABLES, _window, mel_filterbank
+from .vad import energy_vad, frame_energy_db
+
+
+def extract(y: np.ndarray, config: Optional[FeatureConfig] = None) -> np.ndarray:
+    """Features of one utterance: MFCCs, deltas, VAD and CMVN per `config`.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono float signal in [-1, 1] at ``config.sr``.
+    config : FeatureConfig, optional
+        Defaults to ``FeatureConfig()``.
+
+    Returns
+    -------
+    np.ndarray, shape (n_kept_frames, config.n_features), dtype float32
+        Finite values; ``n_kept_frames`` is the number of frames that pass
+        the VAD (all frames when ``config.vad`` is false).
+
+    Raises
+    ------
+    FeatureError
+        If the signal is not a finite 1-D float array, is shorter than one
+        frame, or the VAD keeps no frame (the whole utterance is below
+        ``config.vad_floor_db``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.concatenate([np.zeros(4000), 0.3 * rng.standard_normal(12000)]).astype(np.float32)
+    >>> X = extract(y, FeatureConfig())
+    >>> X.shape[1], X.dtype, X.shape[0] < 98  # leading silence dropped
+    (60, dtype('float32'), True)
+    """
+    config = config or FeatureConfig()
+    y = _check_signal(y)
+    _check_length(y, config)
+    frames = config_frames(y, config)
+    feats = mfcc_from_frames(frames, config)
+    if config.deltas:
+        feats = add_deltas(feats, width=config.delta_width, order=2)
+    if config.vad:
+        energy = frame_energy_db(frames)
+        keep = energy_vad(energy, threshold_db=config.vad_threshold_db, floor_db=config.vad_floor_db)
+        if not keep.any():
+            raise FeatureError(
+                f"voice activity detection kept none of {keep.size} frames: the loudest frame is at "
+                f"{energy.max():.1f} dB, below vad_floor_db={config.vad_floor_db:g}; the audio is "
+                f"silent or very quiet: check the recording, lower vad_floor_db or set vad=False"
+            )
+        feats = feats[keep]
+    if config.cmvn:
+        feats = cmvn(feats)
+    return np.ascontiguousarray(feats, dtype=np.float32)
+
+
+def extract_file(path: PathLike, config: Optional[FeatureConfig] = None) -> np.ndarray:
+    """Load an audio file and :func:`extract` its features.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio file (see :func:`speaker_id.frontend.audio.load_audio`); it is read at
+        ``config.sr``, resampled if needed.
+    config : FeatureConfig, optional
+
+    Returns
+    -------
+    np.ndarray, shape (n_kept_frames, config.n_features), dtype float32
+
+    Raises
+    ------
+    speaker_id.frontend.audio.AudioError
+        If the file cannot be read (message names the file).
+    FeatureError
+        If no features can be computed; the message starts with the path.
+
+    Examples
+    --------
+    >>> import soundfile as sf, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "noise.wav")
+    >>> sf.write(p, 0.1 * np.random.default_rng(0).standard_normal(16000), 16000)
+    >>> extract_file(p).shape  # 1 + 16000 // 160 centred frames
+    (101, 60)
+    """
+    config = config or FeatureConfig()
+    y = load_audio(path, sr=config.sr)
+    try:
+        return extract(y, config)
+    except FeatureError as exc:
+        raise FeatureError(f"{os.fspath(path)}: {exc}") from exc
+
+
+_THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
+def _init_worker(tables: dict) -> None:
+    """Worker start-up: one BLAS/OpenMP thread, the parent's cached tables."""
+    for var in _THREAD_ENV:
+        os.environ[var] = "1"
+    try:  # BLAS may already be loaded with its own pool; cap it if we can.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl is optional
+        pass
+    _TABLES.update(tables)
+
+
+def _worker_extract(path: str, config: FeatureConfig) -> np.ndarray:
+    return extract_file(path, config)
+
+
+def extract_files(
+    paths: Sequence[PathLike],
+    config: Optional[FeatureConfig] = None,
+    n_jobs: Optional[int] = 2,
+) -> list:
+    """Features of many files, in the order given, on several processes.
+
+    Work is spread over `n_jobs` worker processes (started with the
+    ``spawn`` method, so it is safe from threaded programs; call it under
+    ``if __name__ == "__main__":`` in scripts). Each worker limits BLAS and
+    OpenMP to one thread so the workers do not oversubscribe the cores.
+    Starting a worker costs a fraction of a second, so for a few short files
+    ``n_jobs=1`` (in-process) is faster.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        Audio files.
+    config : FeatureConfig, optional
+    n_jobs : int or None, default 2
+        Number of processes; 1 runs in this process; ``None`` or -1 uses
+        every core (``os.cpu_count()``).
+
+    Returns
+    -------
+    list of np.ndarray
+        ``result[i]`` is ``extract_file(paths[i], config)``, shape
+        (n_kept_frames_i, config.n_features), float32.
+
+    Raises
+    ------
+    AudioError, FeatureError
+        The first failure, naming its file; remaining work is cancelled.
+
+    Examples
+    --------
+    >>> import soundfile as sf, tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> ps = [os.path.join(d, f"{i}.wav") for i in range(3)]
+    >>> for i, p in enumerate(ps):
+    ...     sf.write(p, 0.1 * np.random.default_rng(i).standard_normal(8000 * (i + 1)), 16000)
+    >>> [x.shape[0] for x in extract_files(ps, FeatureConfig(), n_jobs=1)]
+    [51, 101, 151]
+    """
+    config = config or FeatureConfig()
+    paths = [os.fspath(p) for p in paths]
+    if n_jobs is None or n_jobs == -1:
+        n_jobs = os.cpu_count() or 1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer, -1 or None, got {n_jobs!r}")
+    n_jobs = min(n_jobs, len(paths))
+    if n_jobs <= 1:
+        return [extract_file(p, config) for p in paths]
+    chunksize = max(1, min(64, len(paths) // (8 * n_jobs)))
+    # Build the window and filterbank here once and ship them to the workers.
+    _window(config.window, config.win_length)
+    mel_filterbank(config.sr, config.fft_size, config.n_mels, config.fmin, config.mel_fmax)
+    ctx = multiprocessing.get_context("spawn")
+    # Spawned children read the thread variables at start-up (before their
+    # first numpy import), so set them around the pool's lifetime.
+    saved = {var: os.environ.get(var) for var in _THREAD_ENV}
+    os.environ.update({var: "1" for var in _THREAD_ENV})
+    try:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=n_jobs, mp_context=ctx, initializer=_init_worker, initargs=(dict(_TABLES),)
+        ) as pool:
+            try:
+                return list(pool.map(_worker_extract, paths, repeat(config), chunksize=chunksize))
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value

@@ -1,0 +1,266 @@
+"""Framing and spectra: frames, power spectra, the mel filterbank, the DCT.
+
+Pure functions of arrays, frames as rows. The window and the mel filterbank
+come from librosa (:func:`librosa.filters.get_window`,
+:func:`librosa.filters.mel`) and are computed once per parameter tuple and
+cached in ``_TABLES``, which :func:`speaker_id.frontend.extraction.extract_files`
+hands to its worker processes.
+"""
+
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import scipy.fft
+
+from .config import LOG_FLOOR
+
+
+def frame_count(n_samples: int, win_length: int, hop_length: int) -> int:
+    """Number of whole frames in a signal, with no padding.
+
+    ``1 + (n_samples - win_length) // hop_length`` when
+    ``n_samples >= win_length``, else 0.
+
+    Parameters
+    ----------
+    n_samples : int
+        Signal length in samples.
+    win_length : int
+        Frame length in samples.
+    hop_length : int
+        Frame shift in samples.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> frame_count(16000, 400, 160)
+    98
+    >>> frame_count(399, 400, 160)
+    0
+    """
+    if n_samples < win_length:
+        return 0
+    return 1 + (n_samples - win_length) // hop_length
+
+
+def frame_signal(y: np.ndarray, *, win_length: int, hop_length: int) -> np.ndarray:
+    """Cut a signal into overlapping frames (a read-only view, no copy).
+
+    Frame ``t`` is ``y[t * hop_length : t * hop_length + win_length]``;
+    samples after the last whole frame are not used.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Signal.
+    win_length : int
+        Frame length in samples.
+    hop_length : int
+        Frame shift in samples.
+
+    Returns
+    -------
+    frames : np.ndarray, shape (n_frames, win_length)
+        ``n_frames = frame_count(len(y), win_length, hop_length)``.
+
+    Examples
+    --------
+    >>> frame_signal(np.arange(10.0), win_length=4, hop_length=3)
+    array([[0., 1., 2., 3.],
+           [3., 4., 5., 6.],
+           [6., 7., 8., 9.]])
+    """
+    y = np.ascontiguousarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"frame_signal expects a 1-D signal, got shape {y.shape}")
+    n = frame_count(y.shape[0], win_length, hop_length)
+    step = y.strides[0]
+    return np.lib.stride_tricks.as_strided(
+        y, shape=(n, win_length), strides=(hop_length * step, step), writeable=False
+    )
+
+
+# Window and mel filterbank per parameter tuple, computed once per process.
+# A plain dict rather than functools.lru_cache so that extract_files can hand
+# the parent's tables to its workers (which then never import librosa).
+_TABLES: dict = {}
+
+
+def _window(window: str, win_length: int) -> np.ndarray:
+    key = ("window", window, win_length)
+    w = _TABLES.get(key)
+    if w is None:
+        import librosa
+
+        w = librosa.filters.get_window(window, win_length, fftbins=True).astype(np.float32)
+        w.flags.writeable = False
+        _TABLES[key] = w
+    return w
+
+
+def power_spectrum(
+    frames: np.ndarray,
+    *,
+    n_fft: int,
+    window: str = "hamming",
+    preemphasis: float = 0.0,
+) -> np.ndarray:
+    """Power spectrum of each frame after pre-emphasis and windowing.
+
+    Parameters
+    ----------
+    frames : np.ndarray, shape (n_frames, win_length)
+        Frames as rows, e.g. from :func:`frame_signal`.
+    n_fft : int
+        FFT size, ``>= win_length``; frames are zero-padded at the end.
+    window : str, default "hamming"
+        Window name for :func:`librosa.filters.get_window` (periodic).
+    preemphasis : float, default 0.0
+        Coefficient ``a`` of the in-frame pre-emphasis ``x[i] - a x[i-1]``
+        (the first sample becomes ``(1 - a) x[0]``); 0 disables it.
+
+    Returns
+    -------
+    power : np.ndarray, shape (n_frames, 1 + n_fft // 2), dtype float32
+        ``|rfft(window * x)|**2`` per frame.
+
+    Examples
+    --------
+    >>> sr, n = 8000, 256
+    >>> t = np.arange(n) / sr
+    >>> tone = np.sin(2 * np.pi * 1000 * t)[None, :]
+    >>> int(np.argmax(power_spectrum(tone, n_fft=n, window="hann")[0]))  # 1000 Hz bin
+    32
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 2:
+        raise ValueError(f"power_spectrum expects frames of shape (n_frames, win_length), got {frames.shape}")
+    n_frames, win_length = frames.shape
+    if n_fft < win_length:
+        raise ValueError(f"n_fft ({n_fft}) must be >= the frame length ({win_length})")
+    buf = np.empty((n_frames, win_length), dtype=np.float32)
+    if preemphasis:
+        np.multiply(frames[:, :-1], -preemphasis, out=buf[:, 1:], casting="unsafe")
+        buf[:, 1:] += frames[:, 1:]
+        np.multiply(frames[:, 0], 1.0 - preemphasis, out=buf[:, 0], casting="unsafe")
+    else:
+        buf[...] = frames
+    buf *= _window(window, win_length)
+    spec = scipy.fft.rfft(buf, n=n_fft, axis=1)
+    power = np.square(spec.real)  # |z|^2 without the square root of np.abs
+    power += np.square(spec.imag)
+    return power
+
+
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Slaney-style mel filterbank, transposed so frames-as-rows multiply it.
+
+    Computed once per argument tuple by :func:`librosa.filters.mel`
+    (``htk=False, norm='slaney'``) and cached; the returned array is
+    read-only.
+
+    Parameters
+    ----------
+    sr : int
+        Sample rate in Hz.
+    n_fft : int
+        FFT size.
+    n_mels : int
+        Number of mel bands.
+    fmin, fmax : float
+        Lowest and highest band edges in Hz.
+
+    Returns
+    -------
+    basis : np.ndarray, shape (1 + n_fft // 2, n_mels), dtype float32
+        ``power @ basis`` gives mel energies.
+
+    Examples
+    --------
+    >>> mel_filterbank(16000, 512, 40, 20.0, 8000.0).shape
+    (257, 40)
+    """
+    key = ("mel", int(sr), int(n_fft), int(n_mels), float(fmin), float(fmax))
+    basis = _TABLES.get(key)
+    if basis is None:
+        import librosa
+
+        basis = librosa.filters.mel(
+            sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float32
+        )
+        basis = np.ascontiguousarray(basis.T)
+        basis.flags.writeable = False
+        _TABLES[key] = basis
+    return basis
+
+
+def log_mel(power: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Log mel energies in dB with a fixed floor.
+
+    ``10 * log10(max(power @ basis, LOG_FLOOR))``. The floor is a constant,
+    not relative to the utterance, so each frame's value depends only on
+    that frame.
+
+    Parameters
+    ----------
+    power : np.ndarray, shape (n_frames, 1 + n_fft // 2)
+        Power spectra, e.g. from :func:`power_spectrum`.
+    basis : np.ndarray, shape (1 + n_fft // 2, n_mels)
+        Filterbank from :func:`mel_filterbank`.
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames, n_mels), dtype float32
+
+    Examples
+    --------
+    >>> basis = mel_filterbank(8000, 256, 40, 20.0, 4000.0)
+    >>> round(float(log_mel(np.zeros((3, 129), np.float32), basis)[0, 0]), 3)  # silence -> floor
+    -100.0
+    """
+    mel = np.asarray(power, dtype=np.float32) @ basis
+    np.maximum(mel, LOG_FLOOR, out=mel)
+    np.log10(mel, out=mel)
+    mel *= 10.0
+    return mel
+
+
+@functools.lru_cache(maxsize=32)
+def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix keeping the first `n_mfcc` coefficients.
+
+    ``C[m, k] = s_k cos(pi k (2 m + 1) / (2 n_mels))`` with
+    ``s_0 = sqrt(1 / n_mels)`` and ``s_k = sqrt(2 / n_mels)`` otherwise, so
+    ``log_mel @ C`` equals ``scipy.fft.dct(log_mel, norm='ortho')[:, :n_mfcc]``
+    (what :func:`librosa.feature.mfcc` computes).
+
+    Parameters
+    ----------
+    n_mels : int
+        Number of mel bands (input size).
+    n_mfcc : int
+        Number of coefficients kept, ``<= n_mels``.
+
+    Returns
+    -------
+    np.ndarray, shape (n_mels, n_mfcc), dtype float32, read-only
+
+    Examples
+    --------
+    >>> C = dct_matrix(40, 40).astype(np.float64)
+    >>> bool(np.allclose(C.T @ C, np.eye(40), atol=1e-6))
+    True
+    """
+    m = np.arange(n_mels)[:, None]
+    k = np.arange(n_mfcc)[None, :]
+    c = np.cos(np.pi * k * (2 * m + 1) / (2.0 * n_mels)) * np.sqrt(2.0 / n_mels)
+    c[:, 0] = np.sqrt(1.0 / n_mels)
+    c = np.ascontiguousarray(c, dtype=np.float32)
+    c.flags.writeable = False
+    return c

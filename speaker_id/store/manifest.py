@@ -1,0 +1,245 @@
+"""The store's on-disk format: file names, the manifest JSON and the UBM fingerprint.
+
+``manifest.json`` is the source of truth of a store (format version, feature
+configuration, MAP settings, UBM fingerprint, the enrolled speakers); this
+module writes it as bytes and parses it back, validating every field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from streamgmm import OnlineGMM
+from streamgmm.io import MODEL_KIND, check_header, read_npz
+
+from ..frontend.config import FeatureConfig
+from ..models.adaptation import ADAPTABLE
+from .errors import InvalidStoreError
+from .names import check_speaker_name
+
+FORMAT_VERSION = 1
+STORE_KIND = "speaker_id.SpeakerStore"
+MANIFEST_NAME = "manifest.json"
+UBM_NAME = "ubm.npz"
+SPEAKERS_DIR = "speakers"
+LOCK_NAME = ".lock"
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+_FINGERPRINT_TAG = b"speaker_id.ubm-fingerprint.v1\0"
+
+
+# <slug>-<hex hash>.g<write counter>.npz ; the only names a manifest may refer to
+_SPEAKER_FILE_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,120}\.g[0-9]{1,18}\.npz")
+# temporary files of write_npz_atomic and _write_bytes_atomic: .<name>.<random>.tmp
+_TEMP_FILE_RE = re.compile(r"\..+\.tmp")
+
+
+def _fingerprint_arrays(covariance_type, weights, means, covariances):
+    digest = hashlib.sha256(_FINGERPRINT_TAG)
+    digest.update(str(covariance_type).encode("utf-8") + b"\0")
+    for label, value in (("weights", weights), ("means", means), ("covariances", covariances)):
+        value = np.ascontiguousarray(value, dtype="<f8")
+        digest.update(f"{label}{value.shape}\0".encode("ascii"))
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def ubm_fingerprint(ubm):
+    """SHA-256 fingerprint of a UBM's parameters (weights, means, covariances).
+
+    The hash covers the covariance type and the float64 values and shapes of
+    the three parameter arrays, not the file's bytes, so it is the same for a
+    model in memory, its file, and any re-save of the same parameters (file
+    timestamps and running statistics do not count).
+
+    Parameters
+    ----------
+    ubm : OnlineGMM or str or Path
+        A fitted model, or the path of a model file written by ``OnlineGMM.save``.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a readable streamgmm model file.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> from streamgmm import OnlineGMM
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> gmm = OnlineGMM(n_components=2, covariance_type="diag", random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "ubm.npz")
+    >>> gmm.save(path)
+    >>> ubm_fingerprint(path) == ubm_fingerprint(gmm)
+    True
+    """
+    if isinstance(ubm, (str, os.PathLike)):
+        source = f"UBM file {ubm}"
+        arrays = read_npz(ubm)
+        check_header(arrays, MODEL_KIND, source)
+        try:
+            covariance_type = json.loads(str(arrays["params_json"]))["covariance_type"]
+            weights, means, covariances = arrays["weights"], arrays["means"], arrays["covariances"]
+        except KeyError as exc:
+            raise ValueError(f"{source} is missing {exc.args[0]!r}; it is truncated or foreign.") from None
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{source} has invalid settings ({exc}); the file is corrupt.") from None
+        return _fingerprint_arrays(covariance_type, weights, means, covariances)
+    if not isinstance(ubm, OnlineGMM):
+        raise TypeError(
+            f"expected a streamgmm.OnlineGMM or a model file path, got {type(ubm).__name__} "
+            "(convert a scikit-learn GaussianMixture with OnlineGMM.from_sklearn)."
+        )
+    if getattr(ubm, "weights_", None) is None:
+        raise ValueError("the UBM is not fitted; fit it before storing or fingerprinting it.")
+    return _fingerprint_arrays(ubm.covariance_type, ubm.weights_, ubm.means_, ubm.covariances_)
+
+
+def _check_relevance_factor(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"relevance_factor must be a finite number > 0 (typically 16), got {value!r}.")
+    return float(value)
+
+
+def _check_adapt(adapt):
+    if isinstance(adapt, str):
+        adapt = (adapt,)
+    try:
+        requested = list(adapt)
+    except TypeError:
+        raise TypeError(f"adapt must be a string or a sequence of strings, got {adapt!r}.") from None
+    unknown = [a for a in requested if a not in ADAPTABLE]
+    if unknown or not requested:
+        raise ValueError(
+            f"adapt must be a non-empty subset of {ADAPTABLE}, got {tuple(requested)!r}; "
+            "GMM-UBM systems usually adapt the means only."
+        )
+    return tuple(a for a in ADAPTABLE if a in requested)
+
+
+def _manifest_to_json(manifest):
+    document = {key: value for key, value in manifest.items() if key != "speakers"}
+    document["speakers"] = [
+        dict(name=name, **{k: v for k, v in entry.items() if k != "name"})
+        for name, entry in sorted(manifest["speakers"].items())
+    ]
+    text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def _parse_manifest(data, root):
+    """Parse and validate manifest bytes; return the internal form (speakers keyed by name)."""
+    source = f"manifest {Path(root) / MANIFEST_NAME}"
+    fix = (
+        f"restore it from a backup, or rebuild the store with `speaker-id train-ubm --store {root} "
+        "--overwrite` and re-enroll the speakers"
+    )
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidStoreError(f"{source} is not valid JSON ({exc}); the store is damaged: {fix}.") from None
+
+    def bad(what):
+        return InvalidStoreError(f"{source} is invalid: {what}; the store is damaged: {fix}.")
+
+    if not isinstance(document, dict) or document.get("kind") != STORE_KIND:
+        raise bad(f"it does not describe a speaker store (kind is not {STORE_KIND!r})")
+    version = document.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise bad(f"format_version is {version!r}, not an integer")
+    if version != FORMAT_VERSION:
+        newer = "a newer" if version > FORMAT_VERSION else "an older"
+        raise InvalidStoreError(
+            f"{source} has format version {version}; this speaker_id reads version {FORMAT_VERSION}. "
+            f"The store was written by {newer} speaker_id: use that version, or rebuild the store "
+            f"with `speaker-id train-ubm --store {root} --overwrite` and re-enroll the speakers."
+        )
+    try:
+        feature_config = FeatureConfig.from_dict(document["feature_config"])
+        settings = document["map"]
+        relevance_factor = _check_relevance_factor(settings["relevance_factor"])
+        adapt = _check_adapt(settings["adapt"])
+        ubm = document["ubm"]
+        fingerprint = ubm["fingerprint"]
+        n_components, n_features = ubm["n_components"], ubm["n_features"]
+        covariance_type = ubm["covariance_type"]
+        generation = document["generation"]
+        created, updated = document["created"], document["updated"]
+        speakers = document["speakers"]
+    except KeyError as exc:
+        raise bad(f"the field {exc.args[0]!r} is missing") from None
+    except (TypeError, ValueError) as exc:
+        raise bad(str(exc)) from None
+    if not (isinstance(fingerprint, str) and re.fullmatch(r"[0-9a-f]{64}", fingerprint)):
+        raise bad("the UBM fingerprint is not 64 hexadecimal digits")
+    for label, value in (("n_components", n_components), ("n_features", n_features), ("generation", generation)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad(f"{label} is {value!r}, not a non-negative integer")
+    if covariance_type not in ("full", "tied", "diag", "spherical"):
+        raise bad(f"covariance_type is {covariance_type!r}")
+    if not isinstance(speakers, list):
+        raise bad("speakers is not a list")
+    by_name = {}
+    for item in speakers:
+        if not isinstance(item, dict):
+            raise bad(f"a speaker entry is {item!r}, not an object")
+        try:
+            name = check_speaker_name(item["name"])
+            entry = {
+                "file": item["file"],
+                "n_frames": item["n_frames"],
+                "n_utterances": item["n_utterances"],
+                "updated": item["updated"],
+                "ubm_fingerprint": item["ubm_fingerprint"],
+            }
+        except KeyError as exc:
+            raise bad(f"a speaker entry has no {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise bad(f"a speaker entry has an invalid name ({exc})") from None
+        if name in by_name:
+            raise bad(f"speaker {name!r} is listed twice")
+        if not (isinstance(entry["file"], str) and _SPEAKER_FILE_RE.fullmatch(entry["file"])):
+            raise bad(f"speaker {name!r} refers to the file {entry['file']!r}, which is not a speaker file name")
+        n_frames, n_utterances = entry["n_frames"], entry["n_utterances"]
+        if isinstance(n_frames, bool) or not isinstance(n_frames, (int, float)) or not (
+            math.isfinite(n_frames) and n_frames >= 0
+        ):
+            raise bad(f"speaker {name!r} has n_frames {n_frames!r}")
+        if isinstance(n_utterances, bool) or not isinstance(n_utterances, int) or n_utterances < 0:
+            raise bad(f"speaker {name!r} has n_utterances {n_utterances!r}")
+        if not isinstance(entry["ubm_fingerprint"], str) or not isinstance(entry["updated"], str):
+            raise bad(f"speaker {name!r} has an invalid ubm_fingerprint or updated field")
+        entry["n_frames"] = float(n_frames)
+        by_name[name] = entry
+    files = [entry["file"] for entry in by_name.values()]
+    if len(set(files)) != len(files):
+        raise bad("two speakers refer to the same file")
+    return {
+        "kind": STORE_KIND,
+        "format_version": FORMAT_VERSION,
+        "created": created,
+        "updated": updated,
+        "generation": generation,
+        "feature_config": feature_config.to_dict(),
+        "map": {"relevance_factor": relevance_factor, "adapt": list(adapt)},
+        "ubm": {
+            "fingerprint": fingerprint,
+            "n_components": n_components,
+            "n_features": n_features,
+            "covariance_type": covariance_type,
+        },
+        "speakers": by_name,
+    }
