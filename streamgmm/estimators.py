@@ -33,7 +33,6 @@ import numpy as np
 
 from ._validation import (
     check_covariance_type,
-    check_finite,
     check_frames,
     check_nonnegative_float,
     check_positive_int,
