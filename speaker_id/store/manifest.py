@@ -130,6 +130,40 @@ def _check_adapt(adapt):
     return tuple(a for a in ADAPTABLE if a in requested)
 
 
+def new_manifest(feature_config, relevance_factor, adapt, ubm, *, generation, created, updated, speakers):
+    """The internal form of a manifest (speakers keyed by name), as written and as parsed.
+
+    Parameters
+    ----------
+    feature_config : FeatureConfig
+    relevance_factor : float
+    adapt : tuple of str
+    ubm : dict
+        ``fingerprint``, ``n_components``, ``n_features``, ``covariance_type``.
+    generation : int
+        The store-wide write counter.
+    created, updated : str
+        ISO 8601 times.
+    speakers : dict of str to dict
+        Each speaker's entry (file, n_frames, n_utterances, updated, ubm_fingerprint).
+
+    Returns
+    -------
+    dict
+    """
+    return {
+        "kind": STORE_KIND,
+        "format_version": FORMAT_VERSION,
+        "created": created,
+        "updated": updated,
+        "generation": generation,
+        "feature_config": feature_config.to_dict(),
+        "map": {"relevance_factor": relevance_factor, "adapt": list(adapt)},
+        "ubm": dict(ubm),
+        "speakers": speakers,
+    }
+
+
 def _manifest_to_json(manifest):
     document = {key: value for key, value in manifest.items() if key != "speakers"}
     document["speakers"] = [
@@ -227,19 +261,7 @@ def _parse_manifest(data, root):
     files = [entry["file"] for entry in by_name.values()]
     if len(set(files)) != len(files):
         raise bad("two speakers refer to the same file")
-    return {
-        "kind": STORE_KIND,
-        "format_version": FORMAT_VERSION,
-        "created": created,
-        "updated": updated,
-        "generation": generation,
-        "feature_config": feature_config.to_dict(),
-        "map": {"relevance_factor": relevance_factor, "adapt": list(adapt)},
-        "ubm": {
-            "fingerprint": fingerprint,
-            "n_components": n_components,
-            "n_features": n_features,
-            "covariance_type": covariance_type,
-        },
-        "speakers": by_name,
-    }
+    ubm = {"fingerprint": fingerprint, "n_components": n_components, "n_features": n_features,
+           "covariance_type": covariance_type}
+    return new_manifest(feature_config, relevance_factor, adapt, ubm, generation=generation,
+                        created=created, updated=updated, speakers=by_name)

@@ -75,16 +75,15 @@ from .files import (
 )
 from .manifest import (
     DEFAULT_LOCK_TIMEOUT,
-    FORMAT_VERSION,
     LOCK_NAME,
     MANIFEST_NAME,
     SPEAKERS_DIR,
-    STORE_KIND,
     UBM_NAME,
     _check_adapt,
     _check_relevance_factor,
     _manifest_to_json,
     _parse_manifest,
+    new_manifest,
     ubm_fingerprint,
 )
 from .names import _HASH_CHARS, check_speaker_name, speaker_file_stem
@@ -278,22 +277,11 @@ class SpeakerStore:
             written = ubm_fingerprint(root / UBM_NAME)
             if written != fingerprint:  # pragma: no cover - would be a bug in OnlineGMM.save
                 raise RuntimeError("the UBM file written does not hold the UBM's parameters.")
-            manifest = {
-                "kind": STORE_KIND,
-                "format_version": FORMAT_VERSION,
-                "created": now,
-                "updated": now,
-                "generation": (old["generation"] + 1) if old else 0,
-                "feature_config": feature_config.to_dict(),
-                "map": {"relevance_factor": relevance_factor, "adapt": list(adapt)},
-                "ubm": {
-                    "fingerprint": fingerprint,
-                    "n_components": n_components,
-                    "n_features": n_features,
-                    "covariance_type": ubm.covariance_type,
-                },
-                "speakers": {},
-            }
+            description = {"fingerprint": fingerprint, "n_components": n_components, "n_features": n_features,
+                           "covariance_type": ubm.covariance_type}
+            manifest = new_manifest(feature_config, relevance_factor, adapt, description,
+                                    generation=(old["generation"] + 1) if old else 0,
+                                    created=now, updated=now, speakers={})
             _write_bytes_atomic(root / MANIFEST_NAME, _manifest_to_json(manifest))
             _clean_orphans(root, manifest)
         store = cls(root, lock_timeout=lock_timeout)
