@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_INPUT, EXIT_STORE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -165,18 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------ commands
-def _audio_paths(items):
-    from .evaluation.corpora import read_wav_scp, scan_audio
-
-    paths = []
-    for item in items:
-        if Path(item).name == "wav.scp" or item.endswith(".scp"):
-            paths.extend(read_wav_scp(item).values())
-        else:
-            paths.extend(scan_audio([item]))
-    return paths
-
-
 def _batch_size(args):
     from .models.ubm import (
         DEFAULT_BATCH_SIZE,  # here: importing ubm loads numba, not needed to parse
@@ -186,11 +173,12 @@ def _batch_size(args):
 
 
 def cmd_train_ubm(args, out):
+    from .evaluation.corpora import audio_paths
     from .frontend.config import FeatureConfig
     from .models.ubm import train_ubm
     from .store import SpeakerStore
 
-    paths = _audio_paths(args.audio)
+    paths = audio_paths(args.audio)
     adapt = tuple(a.strip() for a in args.adapt.split(",") if a.strip())
     config = FeatureConfig(sr=args.sr)
     ubm = train_ubm(paths, config, n_components=args.components, max_iter=args.max_iter,
@@ -211,11 +199,12 @@ def cmd_train_ubm(args, out):
 
 
 def cmd_enroll(args, out):
+    from .evaluation.corpora import audio_paths
     from .operations import enroll_files
     from .store import SpeakerStore
 
     store = SpeakerStore.open(args.store)
-    paths = _audio_paths(args.audio)
+    paths = audio_paths(args.audio)
     entry = enroll_files(store, args.speaker, paths, mode="replace" if args.replace else "add")
     out(dict(entry, speaker=args.speaker),
         f"enrolled {args.speaker!r}: {entry['n_utterances']} utterances, {entry['n_frames']} speech frames in all")
@@ -348,7 +337,7 @@ def cmd_evaluate(args, out):
                       relevance_factor=args.relevance_factor, top_c=args.top_c, norm=args.norm,
                       n_jobs=args.jobs, p_target=args.p_target)
     if args.scores_out:
-        _write_trials(args.scores_out, result.trials)
+        result.write_trials(args.scores_out)
     if args.det:
         from .evaluation import plots
 
@@ -357,23 +346,6 @@ def cmd_evaluate(args, out):
         plots.plot_det({f"GMM-UBM {args.components} ({args.norm})": (scores, labels)}, args.det)
     _print_evaluation(result, out)
     return EXIT_OK
-
-
-def _write_trials(path, trials):
-    import os
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".scores-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for model, test, score, target in trials:
-                handle.write(f"{model} {test} {score:.6f} {target}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def cmd_demo(args, out):

@@ -77,6 +77,10 @@ def test_kaldi_protocol_on_synthetic_voices(tmp_path):
     assert sum(t[3] for t in result.trials) == 12
     assert result.accuracy >= 0.75
     assert 0.0 <= result.eer <= 0.3
+    result.write_trials(tmp_path / "trials.txt")
+    rows = [line.split() for line in (tmp_path / "trials.txt").read_text().splitlines()]
+    assert [(m, t, int(y)) for m, t, _, y in rows] == [(m, t, y) for m, t, _, y in result.trials]
+    np.testing.assert_allclose([float(r[2]) for r in rows], [t[2] for t in result.trials], atol=1e-6)
 
 
 def test_kaldi_protocol_refuses_a_missing_part(tmp_path):

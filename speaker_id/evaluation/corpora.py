@@ -412,6 +412,44 @@ def read_kaldi_dir(
     return [Utterance(utt, spk[utt], wavs[utt]) for utt in sorted(wavs)]
 
 
+def audio_paths(items: Iterable[PathLike]) -> list:
+    """Audio files named on a command line: files, directories, Kaldi ``wav.scp`` lists.
+
+    Parameters
+    ----------
+    items : iterable of str or os.PathLike
+        Each an audio file, a directory (searched as by :func:`scan_audio`), or
+        a file named ``wav.scp`` or ending in ``.scp`` (its paths, as by
+        :func:`read_wav_scp`).
+
+    Returns
+    -------
+    list of path-like
+        In the order of ``items``; a directory's files sorted.
+
+    Raises
+    ------
+    DatasetError
+        As :func:`scan_audio` and :func:`read_wav_scp`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.wav").write_bytes(b"")
+    >>> _ = (d / "wav.scp").write_text(f"utt1 {d / 'a.wav'}\\n")
+    >>> [pathlib.Path(p).name for p in audio_paths([d / "wav.scp", d])]
+    ['a.wav', 'a.wav']
+    """
+    paths = []
+    for item in items:
+        if Path(item).name == "wav.scp" or str(item).endswith(".scp"):
+            paths.extend(read_wav_scp(item).values())
+        else:
+            paths.extend(scan_audio([item]))
+    return paths
+
+
 # ---------------------------------------------------------------------------
 # LibriSpeech
 

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from streamgmm import OnlineGMM
+from streamgmm.io import write_atomic
 
 from .. import scoring
 from ..frontend.config import FeatureConfig
@@ -54,6 +55,15 @@ class EvaluationResult:
         out["n_trials"] = len(self.trials)
         out["n_target_trials"] = int(sum(t[3] for t in self.trials))
         return out
+
+    def write_trials(self, path):
+        """Write the trials as text, one ``model test score target`` line each, atomically.
+
+        The format of Kaldi's and NIST's score files plus the target label
+        (1 target, 0 non-target), so other tools can compute their own metrics.
+        """
+        lines = "".join(f"{model} {test} {score:.6f} {target}\n" for model, test, score, target in self.trials)
+        write_atomic(path, lambda handle: handle.write(lines.encode("utf-8")))
 
 
 @dataclass

@@ -6,7 +6,6 @@ One frozen, JSON-friendly object holds every parameter of the MFCC front end
 trained on the features.
 """
 
-
 from __future__ import annotations
 
 import dataclasses

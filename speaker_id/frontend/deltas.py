@@ -5,7 +5,6 @@
 the padding, for a streaming extractor that brings its own context frames.
 """
 
-
 from __future__ import annotations
 
 import numpy as np

@@ -12,7 +12,9 @@ The chain run by :func:`extract` is, per utterance::
 
 Frames are rows throughout. Each step is a separate function so that a
 streaming extractor can run the same steps on chunks and produce the same
-numbers. What each step depends on:
+numbers; each lives in the module of its stage (:mod:`.spectral`,
+:mod:`.mfcc`, :mod:`.deltas`, :mod:`.vad`, :mod:`.normalization`). What each
+step depends on:
 
 * **Framing** pads the signal with ``win_length // 2`` zeros at both ends
   (``center=True``, librosa's default with ``pad_mode='constant'``), so
@@ -47,7 +49,6 @@ All of it is NumPy and :mod:`scipy.fft`; the window and mel filterbank come
 from librosa (:func:`librosa.filters.get_window`, :func:`librosa.filters.mel`)
 and are computed once per configuration and cached.
 """
-
 
 from __future__ import annotations
 

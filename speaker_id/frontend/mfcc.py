@@ -5,7 +5,6 @@ the framing (:func:`config_frames`) so that a streaming extractor can frame
 chunks itself and get the same numbers.
 """
 
-
 from __future__ import annotations
 
 from typing import Any, Optional

@@ -4,7 +4,6 @@ The streaming extractor's sliding-window CMVN lives with it
 (:mod:`speaker_id.frontend.streaming`) and reuses :func:`cmvn` for its warm-up.
 """
 
-
 from __future__ import annotations
 
 import numpy as np

@@ -7,7 +7,6 @@ cached in ``_TABLES``, which :func:`speaker_id.frontend.extraction.extract_files
 hands to its worker processes.
 """
 
-
 from __future__ import annotations
 
 import functools

@@ -5,7 +5,6 @@ loudest frame of the utterance and above an absolute floor. The streaming
 extractor applies the same rule causally (:mod:`speaker_id.frontend.streaming`).
 """
 
-
 from __future__ import annotations
 
 from typing import Optional

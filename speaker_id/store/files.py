@@ -22,6 +22,9 @@ from .manifest import (
     UBM_NAME,
 )
 
+#: Seconds a writer waits for another writer's lock before giving up.
+DEFAULT_LOCK_TIMEOUT = 30.0
+
 
 def _now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -31,11 +31,8 @@ MANIFEST_NAME = "manifest.json"
 UBM_NAME = "ubm.npz"
 SPEAKERS_DIR = "speakers"
 LOCK_NAME = ".lock"
-DEFAULT_LOCK_TIMEOUT = 30.0
 
 _FINGERPRINT_TAG = b"speaker_id.ubm-fingerprint.v1\0"
-
-
 # <slug>-<hex hash>.g<write counter>.npz ; the only names a manifest may refer to
 _SPEAKER_FILE_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,120}\.g[0-9]{1,18}\.npz")
 # temporary files of write_npz_atomic and _write_bytes_atomic: .<name>.<random>.tmp

@@ -66,6 +66,7 @@ from .errors import (
     _SpeakerFileMissing,
 )
 from .files import (
+    DEFAULT_LOCK_TIMEOUT,
     _clean_orphans,
     _file_signature,
     _fsync_directory,
@@ -74,7 +75,6 @@ from .files import (
     _write_bytes_atomic,
 )
 from .manifest import (
-    DEFAULT_LOCK_TIMEOUT,
     LOCK_NAME,
     MANIFEST_NAME,
     SPEAKERS_DIR,
