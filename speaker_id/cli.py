@@ -142,12 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="UBM learning: EM to convergence, or one shuffled pass of online EM (default batch)")
     p.add_argument("--batch-size", type=int, default=None, metavar="FRAMES",
                    help="frames per online EM update of the UBM (default 8000)")
-    p.add_argument("--norm", choices=("none", "znorm", "tnorm", "ztnorm", "snorm"), default="tnorm",
-                   help="score normalisation for EER/minDCF; cohort = the other enrolled speakers (default tnorm)")
+    p.add_argument("--norm", choices=("none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm"), default=None,
+                   help="score normalisation for the normalised figures (default: snorm for kaldi; none for fsdd, "
+                        "whose training speakers are its test speakers)")
+    p.add_argument("--cohort", choices=("train", "enrolled"), default="train",
+                   help="train (default): cohort models and Z-norm impostors from the training speakers only; "
+                        "enrolled: the other enrolled speakers, which is OPTIMISTIC (they are the speakers under test)")
+    p.add_argument("--top-n", type=int, default=200, metavar="N", help="cohort size of asnorm (default 200)")
     p.add_argument("--relevance-factor", type=float, default=16.0)
     p.add_argument("--top-c", type=int, default=5)
     p.add_argument("--sr", type=int, default=None, help="feature sample rate (default 8000 fsdd, 16000 kaldi)")
-    p.add_argument("--p-target", type=float, default=0.01, help="target prior of minDCF (default 0.01)")
+    p.add_argument("--p-target", type=float, nargs="+", default=[0.01, 0.001], metavar="P",
+                   help="target priors of minDCF (default 0.01 0.001)")
     p.add_argument("--scores-out", metavar="FILE", help="write every trial as 'model test score target'")
     p.add_argument("--det", metavar="PNG", help="write the DET curve (needs matplotlib)")
     p.add_argument("--jobs", type=int, default=2)
@@ -316,15 +322,24 @@ def cmd_remove(args, out):
 
 def _print_evaluation(result, out):
     summary = result.summary()
+    def dcf(values):
+        return ", ".join(f"{value:.4f} at p_target {p:g}" for p, value in values.items())
+
+    if result.norm == "none":
+        normalised = "no normalisation"
+    else:
+        normalised = f"{result.norm}, cohort {result.cohort} ({result.n_cohort_speakers} speakers)"
     text = (
         f"protocol {result.protocol}: {result.n_speakers} speakers, {result.n_train_utterances} UBM "
         f"utterances, {result.n_enroll_utterances} enrollment, {result.n_test_utterances} test; "
         f"{summary['n_trials']} trials ({summary['n_target_trials']} target)\n"
-        f"identification accuracy  {100 * result.accuracy:6.2f} %  (closed set, raw scores)\n"
-        f"EER                      {100 * result.eer:6.2f} %  ({result.norm}; raw {100 * result.raw_eer:.2f} %)\n"
-        f"minDCF (p_target={result.settings['p_target']})  {result.min_dcf:.4f}\n"
+        f"raw scores:        EER {100 * result.raw_eer:5.2f} %, minDCF {dcf(result.raw_min_dcf)}, "
+        f"identification {100 * result.accuracy:.2f} % (closed set)\n"
+        f"normalised scores: EER {100 * result.eer:5.2f} %, minDCF {dcf(result.min_dcf)}, "
+        f"identification {100 * result.norm_accuracy:.2f} % ({normalised})\n"
         f"time: features {result.seconds['features']:.1f}s, UBM {result.seconds['ubm']:.1f}s "
-        f"({result.settings['ubm_iterations']} passes), enroll+score {result.seconds['enroll_and_score']:.1f}s"
+        f"({result.settings['ubm_iterations']} passes), enroll+score {result.seconds['enroll_and_score']:.1f}s, "
+        f"normalisation {result.seconds['normalisation']:.1f}s"
     )
     out(summary, text)
 
@@ -335,7 +350,7 @@ def cmd_evaluate(args, out):
     result = evaluate(args.protocol, args.directory, n_components=args.components, sr=args.sr,
                       learning_method=args.learning_method, batch_size=_batch_size(args),
                       relevance_factor=args.relevance_factor, top_c=args.top_c, norm=args.norm,
-                      n_jobs=args.jobs, p_target=args.p_target)
+                      cohort=args.cohort, top_n=args.top_n, n_jobs=args.jobs, p_targets=args.p_target)
     if args.scores_out:
         result.write_trials(args.scores_out)
     if args.det:
@@ -343,7 +358,7 @@ def cmd_evaluate(args, out):
 
         scores = [t[2] for t in result.trials]
         labels = [t[3] for t in result.trials]
-        plots.plot_det({f"GMM-UBM {args.components} ({args.norm})": (scores, labels)}, args.det)
+        plots.plot_det({f"GMM-UBM {args.components} ({result.norm})": (scores, labels)}, args.det)
     _print_evaluation(result, out)
     return EXIT_OK
 

@@ -15,30 +15,60 @@ needs_data = pytest.mark.skipif(
 )
 
 
-def test_tnorm_uses_the_other_models_as_cohort():
+def test_tnorm_with_the_enrolled_cohort_leaves_the_model_out():
     raw = np.array([[1.0, 2.0, 3.0, 6.0]])
-    out = normalise_scores(raw, None, [], ["a", "b", "c", "d"], "tnorm")
+    out = normalise_scores(raw, "tnorm", cohort_scores=raw, cohort_exclude=np.eye(4, dtype=bool))
     # model d: cohort a, b, c has mean 2 and sample std 1
     assert out[0, 3] == pytest.approx((6.0 - 2.0) / 1.0)
     # model a: cohort 2, 3, 6 has mean 11/3, sample std sqrt(13/3)
     assert out[0, 0] == pytest.approx((1.0 - 11 / 3) / np.sqrt(13 / 3))
 
 
-def test_znorm_uses_the_other_speakers_enrollment_utterances():
+def test_znorm_leaves_out_the_pairs_marked_nan():
     raw = np.array([[5.0, 0.0, 0.0]])
-    enroll = np.array([[9.0, 1.0, 2.0],    # a's own utterance: not an impostor for a
-                       [1.0, 0.0, 4.0],
-                       [3.0, 2.0, 0.0]])
-    out = normalise_scores(raw, enroll, ["a", "b", "c"], ["a", "b", "c"], "znorm")
+    impostors = np.array([[np.nan, 1.0, 2.0],    # a's own utterance: not an impostor for a
+                          [1.0, 0.0, 4.0],
+                          [3.0, 2.0, 0.0]])
+    out = normalise_scores(raw, "znorm", impostor_scores=impostors)
     # impostors of a: 1 and 3 (mean 2, sample std sqrt 2)
     assert out[0, 0] == pytest.approx(3.0 / np.sqrt(2.0))
 
 
-def test_unknown_normalisation_and_too_small_cohort():
+def test_snorm_and_adaptive_snorm_with_a_disjoint_cohort():
+    raw = np.array([[4.0]])
+    impostors = np.array([[0.0], [1.0], [2.0], [7.0], [9.0]])
+    cohort = np.array([[1.0, 3.0, 5.0, -10.0]])
+    z = (4.0 - 19 / 5) / np.std([0, 1, 2, 7, 9], ddof=1)
+    t = (4.0 - (-0.25)) / np.std([1, 3, 5, -10], ddof=1)
+    assert normalise_scores(raw, "snorm", impostor_scores=impostors, cohort_scores=cohort)[0, 0] == pytest.approx(
+        0.5 * (z + t))
+    # adaptive: the 2 highest of each side only: impostors 7, 9; cohort 3, 5
+    z2, t2 = (4.0 - 8.0) / np.sqrt(2.0), (4.0 - 4.0) / np.sqrt(2.0)
+    out = normalise_scores(raw, "asnorm", impostor_scores=impostors, cohort_scores=cohort, top_n=2)
+    assert out[0, 0] == pytest.approx(0.5 * (z2 + t2))
+
+
+def test_ztnorm_znormalises_the_cohort_scores_first():
+    raw = np.array([[4.0]])
+    impostors = np.array([[0.0], [2.0]])                      # model: mean 1, std sqrt 2
+    cohort = np.array([[1.0, 6.0, 2.0]])
+    cohort_impostors = np.array([[0.0, 2.0, 0.0], [2.0, 4.0, 4.0]])  # means 1, 3, 2; stds sqrt 2, sqrt 2, sqrt 8
+    z = (4.0 - 1.0) / np.sqrt(2.0)
+    zc = np.array([(1.0 - 1.0) / np.sqrt(2.0), (6.0 - 3.0) / np.sqrt(2.0), 0.0])
+    out = normalise_scores(raw, "ztnorm", impostor_scores=impostors, cohort_scores=cohort,
+                           cohort_impostor_scores=cohort_impostors)
+    assert out[0, 0] == pytest.approx((z - zc.mean()) / zc.std(ddof=1))
+
+
+def test_unknown_normalisation_missing_or_too_small_cohort():
     with pytest.raises(ValueError, match="norm must be one of"):
-        normalise_scores(np.zeros((1, 3)), None, [], list("abc"), "bnorm")
-    with pytest.raises(ValueError, match="at least 3 enrolled speakers"):
-        normalise_scores(np.zeros((1, 2)), None, [], list("ab"), "tnorm")
+        normalise_scores(np.zeros((1, 3)), "bnorm")
+    with pytest.raises(ValueError, match="needs cohort_scores"):
+        normalise_scores(np.zeros((1, 3)), "tnorm")
+    with pytest.raises(ValueError, match="at least 2 are"):
+        normalise_scores(np.zeros((1, 2)), "tnorm", cohort_scores=np.zeros((1, 2)), cohort_exclude=np.eye(2, dtype=bool))
+    with pytest.raises(ValueError, match="shape"):
+        normalise_scores(np.zeros((2, 2)), "znorm", impostor_scores=np.zeros((5, 3)))
 
 
 def _kaldi_corpus(tmp_path, n_speakers=6, n_utts=4):
@@ -83,6 +113,20 @@ def test_kaldi_protocol_on_synthetic_voices(tmp_path):
     np.testing.assert_allclose([float(r[2]) for r in rows], [t[2] for t in result.trials], atol=1e-6)
 
 
+def test_kaldi_protocol_normalises_with_the_training_speakers_only(tmp_path):
+    root = _kaldi_corpus(tmp_path)
+    result = evaluate("kaldi", root, n_components=16, max_iter=10, n_jobs=1, norm="snorm")
+    assert (result.norm, result.cohort, result.n_cohort_speakers) == ("snorm", "train", 6)
+    assert set(result.min_dcf) == {0.01, 0.001} and set(result.raw_min_dcf) == {0.01, 0.001}
+    # 12 tests of 6 speakers: well above chance (1/6), not a measurement
+    assert 0.0 <= result.eer <= 0.3 and result.norm_accuracy >= 0.5
+    # the same split with test speakers in the training part cannot have an honest cohort
+    utt2spk = root / "train" / "utt2spk"
+    utt2spk.write_text("".join(line.replace(" spk006", " spk000") + "\n" for line in utt2spk.read_text().splitlines()))
+    with pytest.raises(ValueError, match="leak the test speakers"):
+        evaluate("kaldi", root, n_components=16, max_iter=10, n_jobs=1, norm="snorm")
+
+
 def test_kaldi_protocol_refuses_a_missing_part(tmp_path):
     (tmp_path / "train").mkdir()
     with pytest.raises(ValueError, match="no test/ Kaldi data directory"):
@@ -94,6 +138,7 @@ def test_fsdd_protocol_meets_the_floors():
     # Floors, not the measured figures (README): the hand-built scikit-learn +
     # librosa GMM-UBM of the issue reaches 99.0 % accuracy and 1.67 % EER.
     result = evaluate("fsdd", DATASETS / "fsdd" / "recordings", n_jobs=2)
+    assert result.norm == "none"  # its training speakers are its test speakers: no honest cohort
     assert result.n_test_utterances == 300 and len(result.trials) == 1800
     assert sum(t[3] for t in result.trials) == 300
     assert result.accuracy >= 0.99

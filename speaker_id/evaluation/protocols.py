@@ -32,7 +32,14 @@ from .corpora import load_fsdd, read_kaldi_dir
 # --------------------------------------------------------------- evaluation
 @dataclass
 class EvaluationResult:
-    """Everything a protocol run measured. ``trials`` rows: (model, test utterance, score, target); ``ubm``: the UBM."""
+    """Everything a protocol run measured.
+
+    ``eer``, ``min_dcf`` and ``norm_accuracy`` are of the scores normalised
+    by ``norm`` with the ``cohort`` named; ``raw_eer``, ``raw_min_dcf`` and
+    ``accuracy`` of the raw scores. ``min_dcf`` maps each ``p_target`` to its
+    minimum normalised detection cost. ``trials`` rows: (model, test
+    utterance, normalised score, target); ``ubm``: the UBM.
+    """
 
     protocol: str
     n_speakers: int
@@ -40,12 +47,16 @@ class EvaluationResult:
     n_enroll_utterances: int
     n_test_utterances: int
     eer: float
-    min_dcf: float
+    min_dcf: dict
     accuracy: float
     raw_eer: float
     norm: str
     settings: dict
     seconds: dict
+    raw_min_dcf: dict = field(default_factory=dict)
+    norm_accuracy: float = float("nan")
+    cohort: Optional[str] = None
+    n_cohort_speakers: int = 0
     trials: list = field(repr=False, default_factory=list)
     ubm: Optional[OnlineGMM] = field(repr=False, default=None)
 
@@ -106,6 +117,49 @@ def _kaldi_split(directory) -> _Split:
     return _Split(train=train, enroll=enroll, test=test)
 
 
+COHORTS = ("train", "enrolled")
+
+
+def _cohort_scores(split, speakers, features, raw, enroll, score_matrix, cohort, norm):
+    """The cohort score matrices :func:`normalise_scores` takes, as keyword arguments.
+
+    ``enroll(names, feature_lists)`` adds models; ``score_matrix(names,
+    feature_arrays)`` scores utterances against models, shape
+    (n_utterances, n_models). Returns the arguments and the cohort's size.
+    """
+    if norm == "none":
+        return {}, 0
+    if cohort == "enrolled":
+        # the optimistic cohort of closed sets: the other enrolled speakers and their enrollment audio
+        enroll_utts = [u for s in speakers for u in split.enroll[s]]
+        impostors = score_matrix(speakers, [features[u.path] for u in enroll_utts])
+        impostors[np.array([u.speaker for u in enroll_utts])[:, None] == np.array(speakers)[None, :]] = np.nan
+        return {"impostor_scores": impostors, "cohort_scores": raw, "cohort_impostor_scores": impostors,
+                "cohort_exclude": np.eye(len(speakers), dtype=bool)}, len(speakers)
+    by_speaker: dict = {}
+    for utt in split.train:
+        by_speaker.setdefault(utt.speaker, []).append(utt)
+    shared = sorted(set(by_speaker) & set(speakers))
+    if shared:
+        raise ValueError(
+            f"the training speakers include {len(shared)} of the speakers under test (e.g. {shared[0]!r}), so a "
+            "cohort drawn from them would leak the test speakers into normalisation; use norm='none', or "
+            "cohort='enrolled' (optimistic), or a corpus whose training speakers are disjoint from its test speakers."
+        )
+    if len(by_speaker) < 2:
+        raise ValueError(f"the training part has {len(by_speaker)} speaker(s); a cohort needs at least 2 (use norm='none').")
+    names = sorted(by_speaker)
+    enroll(names, [[features[u.path] for u in by_speaker[s]] for s in names])
+    impostor_features = [features[u.path] for u in split.train]
+    out = {"impostor_scores": score_matrix(speakers, impostor_features),
+           "cohort_scores": score_matrix(names, [features[u.path] for u in split.test])}
+    if norm == "ztnorm":
+        cohort_impostors = score_matrix(names, impostor_features)
+        cohort_impostors[np.array([u.speaker for u in split.train])[:, None] == np.array(names)[None, :]] = np.nan
+        out["cohort_impostor_scores"] = cohort_impostors
+    return out, len(names)
+
+
 def evaluate(
     protocol: str,
     directory,
@@ -116,13 +170,15 @@ def evaluate(
     relevance_factor: float = 16.0,
     adapt: Sequence[str] = ("means",),
     top_c: Optional[int] = 5,
-    norm: str = "tnorm",
+    norm: Optional[str] = None,
+    cohort: str = "train",
+    top_n: int = 200,
     max_iter: int = 50,
     random_state: int = 0,
     learning_method: str = "batch",
     batch_size: int = DEFAULT_BATCH_SIZE,
     n_jobs: int = 2,
-    p_target: float = 0.01,
+    p_targets: Sequence[float] = (0.01, 0.001),
     progress: bool = False,
 ) -> EvaluationResult:
     """Run a verification + identification protocol over a corpus.
@@ -146,9 +202,20 @@ def evaluate(
     adapt : sequence of {"weights", "means", "variances"}, default ("means",)
         What MAP adaptation moves.
     top_c : int or None, default=5
-    norm : {"none", "znorm", "tnorm", "ztnorm", "snorm"}, default="tnorm"
-        Normalisation for the verification figures (EER, minDCF); see
-        :func:`normalise_scores`. Identification uses the raw scores.
+    norm : {"none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm"}, optional
+        Normalisation of the verification scores; see
+        :func:`speaker_id.scoring.normalization.normalise_scores`. Default:
+        ``"snorm"`` for ``kaldi``; ``"none"`` for ``fsdd``, whose training
+        speakers are its test speakers, so it has no honest cohort.
+    cohort : {"train", "enrolled"}, default="train"
+        ``"train"``: the cohort models are MAP-adapted from each training
+        speaker's utterances, and the training utterances are the Z-norm
+        impostors: nothing about the speakers under test is used. Refused when
+        the training speakers overlap the test speakers. ``"enrolled"``: the
+        other enrolled speakers and their enrollment utterances, as a closed
+        set allows; optimistic, since the cohort is the speakers under test.
+    top_n : int, default=200
+        Cohort size of adaptive S-norm (``norm="asnorm"``).
     max_iter : int, default=50
         Batch EM passes of the UBM at most.
     random_state : int, default=0
@@ -159,8 +226,8 @@ def evaluate(
         :func:`speaker_id.models.ubm.fit_ubm`.
     batch_size : int, default=DEFAULT_BATCH_SIZE
         Frames per online EM update of the UBM.
-    p_target : float, default=0.01
-        Target prior of minDCF (c_miss = c_fa = 1).
+    p_targets : sequence of float, default=(0.01, 0.001)
+        Target priors of minDCF (c_miss = c_fa = 1).
 
     Returns
     -------
@@ -169,11 +236,16 @@ def evaluate(
     clock = {"start": time.perf_counter()}
     check_learning_method(learning_method, batch_size)
     if protocol == "fsdd":
-        split, default_sr = _fsdd_split(directory), 8000
+        split, default_sr, default_norm = _fsdd_split(directory), 8000, "none"
     elif protocol == "kaldi":
-        split, default_sr = _kaldi_split(directory), 16000
+        split, default_sr, default_norm = _kaldi_split(directory), 16000, "snorm"
     else:
         raise ValueError(f"protocol must be 'fsdd' or 'kaldi', got {protocol!r}.")
+    norm = default_norm if norm is None else norm
+    if norm not in scoring.normalization.NORMALISATIONS:
+        raise ValueError(f"norm must be one of {scoring.normalization.NORMALISATIONS}, got {norm!r}.")
+    if cohort not in COHORTS:
+        raise ValueError(f"cohort must be one of {COHORTS}, got {cohort!r}.")
     config = feature_config or FeatureConfig(sr=sr or default_sr)
     speakers = sorted(split.enroll)
     enroll_utts = [u for s in speakers for u in split.enroll[s]]
@@ -189,23 +261,35 @@ def evaluate(
                       random_state=random_state)
     clock["ubm"] = time.perf_counter()
 
-    models = {s: map_adapt(ubm, speaker_stats(ubm, [features[u.path] for u in split.enroll[s]]),
-                           relevance_factor, adapt) for s in speakers}
-    scorer = scoring.SpeakerScorer(ubm, models, top_c=top_c)
-    raw = np.array([scorer.score(features[u.path]) for u in split.test])
+    models = {}
+
+    def enroll(names, feature_lists):
+        for name, feats in zip(names, feature_lists):
+            models[name] = map_adapt(ubm, speaker_stats(ubm, feats), relevance_factor, adapt)
+
+    def score_matrix(names, feature_arrays):
+        scorer = scoring.SpeakerScorer(ubm, {name: models[name] for name in names}, top_c=top_c)
+        return np.array([scorer.score(X) for X in feature_arrays]).reshape(len(feature_arrays), len(names))
+
+    enroll(speakers, [[features[u.path] for u in split.enroll[s]] for s in speakers])
+    test_features = [features[u.path] for u in split.test]
+    raw = score_matrix(speakers, test_features)
     clock["scoring"] = time.perf_counter()
-    enroll_scores = (np.array([scorer.score(features[u.path]) for u in enroll_utts])
-                     if norm in ("znorm", "ztnorm", "snorm") else None)
-    normalised = normalise_scores(raw, enroll_scores, [u.speaker for u in enroll_utts], speakers, norm)
+    cohort_matrices, n_cohort = _cohort_scores(split, speakers, features, raw, enroll, score_matrix, cohort, norm)
+    normalised = normalise_scores(raw, norm, top_n=top_n, **cohort_matrices)
 
     truth = np.array([u.speaker for u in split.test])
     labels = (truth[:, None] == np.array(speakers)[None, :]).astype(int)
     known = np.isin(truth, speakers)
-    predicted = np.array(speakers)[np.argmax(raw, axis=1)]
-    accuracy = float(np.mean(predicted[known] == truth[known])) if known.any() else float("nan")
+
+    def accuracy_of(scores):
+        predicted = np.array(speakers)[np.argmax(scores, axis=1)]
+        return float(np.mean(predicted[known] == truth[known])) if known.any() else float("nan")
+
     eer, _ = metrics.eer(normalised.ravel(), labels.ravel())
     raw_eer, _ = metrics.eer(raw.ravel(), labels.ravel())
-    dcf, _ = metrics.min_dcf(normalised.ravel(), labels.ravel(), p_target=p_target)
+    dcf = {p: float(metrics.min_dcf(normalised.ravel(), labels.ravel(), p_target=p)[0]) for p in p_targets}
+    raw_dcf = {p: float(metrics.min_dcf(raw.ravel(), labels.ravel(), p_target=p)[0]) for p in p_targets}
     trials = [(s, u.utt_id, float(normalised[t, m]), int(labels[t, m]))
               for t, u in enumerate(split.test) for m, s in enumerate(speakers)]
     clock["end"] = time.perf_counter()
@@ -213,11 +297,12 @@ def evaluate(
         "features": clock["features"] - clock["start"],
         "ubm": clock["ubm"] - clock["features"],
         "enroll_and_score": clock["scoring"] - clock["ubm"],
+        "normalisation": clock["end"] - clock["scoring"],
         "total": clock["end"] - clock["start"],
     }
     settings = {"n_components": n_components, "sr": config.sr, "relevance_factor": relevance_factor,
-                "adapt": list(adapt),
-                "top_c": top_c, "p_target": p_target, "ubm_learning_method": learning_method,
+                "adapt": list(adapt), "top_c": top_c, "top_n": top_n if norm == "asnorm" else None,
+                "ubm_learning_method": learning_method,
                 "ubm_batch_size": batch_size if learning_method == "online" else None,
                 # passes over the training frames: batch EM's initialisation scan + its iterations
                 "ubm_passes": 1 if learning_method == "online" else ubm.n_iter_ + 1,
@@ -225,6 +310,7 @@ def evaluate(
     return EvaluationResult(
         protocol=protocol, n_speakers=len(speakers), n_train_utterances=len(split.train),
         n_enroll_utterances=len(enroll_utts), n_test_utterances=len(split.test), eer=float(eer),
-        min_dcf=float(dcf), accuracy=accuracy, raw_eer=float(raw_eer), norm=norm,
-        settings=settings, seconds=seconds, trials=trials, ubm=ubm,
+        min_dcf=dcf, accuracy=accuracy_of(raw), raw_eer=float(raw_eer), norm=norm, settings=settings,
+        seconds=seconds, raw_min_dcf=raw_dcf, norm_accuracy=accuracy_of(normalised),
+        cohort=None if norm == "none" else cohort, n_cohort_speakers=n_cohort, trials=trials, ubm=ubm,
     )
