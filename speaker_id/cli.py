@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--norm", choices=("none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm"), default=None,
                    help="score normalisation for the normalised figures (default: snorm for kaldi; none for fsdd, "
                         "whose training speakers are its test speakers)")
+    p.add_argument("--backend", choices=("gmm", "ivector"), default="gmm",
+                   help="gmm (default): MAP-adapted speaker GMMs and frame log-likelihood ratios; ivector: "
+                        "i-vectors, LDA and PLDA trained on the training speakers")
+    p.add_argument("--ivector-rank", type=int, default=200, metavar="R", help="i-vector dimension (default 200)")
+    p.add_argument("--lda-dim", type=int, default=150, metavar="N",
+                   help="LDA dimension, at most the training speakers - 1 (default 150)")
+    p.add_argument("--ivector-scoring", choices=("plda", "cosine"), default="plda")
     p.add_argument("--cohort", choices=("train", "enrolled"), default="train",
                    help="train (default): cohort models and Z-norm impostors from the training speakers only; "
                         "enrolled: the other enrolled speakers, which is OPTIMISTIC (they are the speakers under test)")
@@ -338,7 +345,8 @@ def _print_evaluation(result, out):
         f"normalised scores: EER {100 * result.eer:5.2f} %, minDCF {dcf(result.min_dcf)}, "
         f"identification {100 * result.norm_accuracy:.2f} % ({normalised})\n"
         f"time: features {result.seconds['features']:.1f}s, UBM {result.seconds['ubm']:.1f}s "
-        f"({result.settings['ubm_iterations']} passes), enroll+score {result.seconds['enroll_and_score']:.1f}s, "
+        f"({result.settings['ubm_iterations']} passes), {result.settings['backend']} back end "
+        f"{result.seconds['backend']:.1f}s, enroll+score {result.seconds['enroll_and_score']:.1f}s, "
         f"normalisation {result.seconds['normalisation']:.1f}s"
     )
     out(summary, text)
@@ -350,7 +358,9 @@ def cmd_evaluate(args, out):
     result = evaluate(args.protocol, args.directory, n_components=args.components, sr=args.sr,
                       learning_method=args.learning_method, batch_size=_batch_size(args),
                       relevance_factor=args.relevance_factor, top_c=args.top_c, norm=args.norm,
-                      cohort=args.cohort, top_n=args.top_n, n_jobs=args.jobs, p_targets=args.p_target)
+                      cohort=args.cohort, top_n=args.top_n, n_jobs=args.jobs, p_targets=args.p_target,
+                      backend=args.backend, ivector_options={"rank": args.ivector_rank, "lda_dim": args.lda_dim,
+                                                             "scoring": args.ivector_scoring})
     if args.scores_out:
         result.write_trials(args.scores_out)
     if args.det:
@@ -358,7 +368,8 @@ def cmd_evaluate(args, out):
 
         scores = [t[2] for t in result.trials]
         labels = [t[3] for t in result.trials]
-        plots.plot_det({f"GMM-UBM {args.components} ({result.norm})": (scores, labels)}, args.det)
+        system = "GMM-UBM" if args.backend == "gmm" else f"i-vector {args.ivector_rank} + {args.ivector_scoring}"
+        plots.plot_det({f"{system}, {args.components} components ({result.norm})": (scores, labels)}, args.det)
     _print_evaluation(result, out)
     return EXIT_OK
 

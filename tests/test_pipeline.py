@@ -127,6 +127,14 @@ def test_kaldi_protocol_normalises_with_the_training_speakers_only(tmp_path):
         evaluate("kaldi", root, n_components=16, max_iter=10, n_jobs=1, norm="snorm")
 
 
+def test_kaldi_protocol_with_the_ivector_back_end(tmp_path):
+    result = evaluate("kaldi", _kaldi_corpus(tmp_path), n_components=16, max_iter=10, n_jobs=1, backend="ivector",
+                      ivector_options={"rank": 8, "lda_dim": 5, "max_iter": 5})
+    assert result.settings["backend"] == "ivector" and len(result.trials) == 12 * 6
+    # 12 tests of 6 synthetic voices, back end trained on 6 other voices: above chance (1/6), not a measurement
+    assert result.accuracy >= 0.5 and result.raw_eer <= 0.35
+
+
 def test_kaldi_protocol_refuses_a_missing_part(tmp_path):
     (tmp_path / "train").mkdir()
     with pytest.raises(ValueError, match="no test/ Kaldi data directory"):

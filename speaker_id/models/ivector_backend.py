@@ -1,0 +1,218 @@
+"""The i-vector back end: extractor, centring, LDA, length normalisation and PLDA as one model.
+
+Every utterance (or speaker enrollment) is reduced to the UBM's zeroth- and
+first-order statistics, then::
+
+    stats --IvectorExtractor--> w (rank,) --LDA (centred on the training mean)--> (lda_dim,)
+          --length_normalize--> v  --PLDA or cosine against each speaker--> score
+
+A speaker is the *sum* of its enrollment vectors and their count, so
+enrolling more audio later is adding (:meth:`IvectorBackend.enrollment`).
+Everything is trained on the training speakers' statistics only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamgmm import SufficientStats
+from streamgmm.io import check_header, header
+
+from .ivector import IvectorExtractor
+from .plda import LDA, PLDA, cosine_scores, length_normalize
+
+BACKEND_KIND = "speaker_id.IvectorBackend"
+SCORINGS = ("plda", "cosine")
+_PARTS = {"extractor": IvectorExtractor, "lda": LDA, "plda": PLDA}
+
+
+class IvectorBackend:
+    """i-vectors + LDA + PLDA (or cosine) trained on labelled statistics of a diagonal UBM.
+
+    Parameters
+    ----------
+    rank : int, default=200
+        i-vector dimension.
+    lda_dim : int, default=150
+        LDA output dimension, at most the number of training speakers - 1
+        (lowered to it, with the number reported in ``lda_dim_``).
+    scoring : {"plda", "cosine"}, default="plda"
+    max_iter : int, default=10
+        EM iterations of the i-vector extractor.
+    plda_iter : int, default=10
+        EM iterations of the PLDA.
+    random_state : int, default=0
+        Seeds the extractor's initialisation.
+
+    Attributes
+    ----------
+    extractor_ : IvectorExtractor
+    lda_ : LDA
+    plda_ : PLDA or None
+        ``None`` with cosine scoring.
+    lda_dim_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamgmm import OnlineGMM, accumulate
+    >>> rng = np.random.default_rng(0)
+    >>> ubm = OnlineGMM(4, covariance_type="diag", random_state=0).fit(rng.normal(size=(3000, 3)))
+    >>> centres = rng.normal(size=(8, 3))
+    >>> stats = [accumulate(ubm, rng.normal(centres[s], 1.0, size=(60, 3))) for s in range(8) for _ in range(6)]
+    >>> labels = np.repeat(np.arange(8), 6)
+    >>> backend = IvectorBackend(rank=4, lda_dim=3, max_iter=3).fit(ubm, stats, labels)
+    >>> vectors = backend.vectors(stats)
+    >>> vectors.shape
+    (48, 3)
+    >>> enroll_sum, count = backend.enrollment(vectors[:3])
+    >>> backend.score(enroll_sum[None, :], [count], vectors[3:6]).shape
+    (3, 1)
+    """
+
+    def __init__(self, rank=200, *, lda_dim=150, scoring="plda", max_iter=10, plda_iter=10, random_state=0):
+        self.rank = rank
+        self.lda_dim = lda_dim
+        self.scoring = scoring
+        self.max_iter = max_iter
+        self.plda_iter = plda_iter
+        self.random_state = random_state
+
+    def fit(self, ubm, stats, labels):
+        """Train the extractor, the centring, the LDA and the PLDA on labelled statistics.
+
+        Parameters
+        ----------
+        ubm : OnlineGMM
+            Fitted, diagonal.
+        stats : list of SufficientStats
+            One per training session (utterance or segment) under ``ubm``.
+        labels : array-like of shape (n_sessions,)
+            The speaker of each session; LDA and PLDA need at least two
+            speakers with two sessions or more.
+
+        Returns
+        -------
+        self
+        """
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}.")
+        labels = np.asarray(labels)
+        if labels.shape != (len(stats),):
+            raise ValueError(f"got {len(stats)} statistics but {labels.size} labels; pass one speaker per session.")
+        n_speakers = np.unique(labels).size
+        if n_speakers < 3:
+            raise ValueError(
+                f"the i-vector back end needs at least 3 training speakers for LDA and PLDA, got {n_speakers}; "
+                "train on more speakers or use the gmm back end."
+            )
+        self.extractor_ = IvectorExtractor(rank=self.rank, max_iter=self.max_iter,
+                                           random_state=self.random_state).fit(ubm, stats)
+        raw = self.extractor_.transform(stats)
+        self.lda_dim_ = int(min(self.lda_dim, n_speakers - 1, self.rank))
+        self.lda_ = LDA(n_components=self.lda_dim_).fit(raw, labels)
+        processed = length_normalize(self.lda_.transform(raw))
+        self.plda_ = PLDA(max_iter=self.plda_iter).fit(processed, labels) if self.scoring == "plda" else None
+        return self
+
+    def _check_is_fitted(self):
+        if not hasattr(self, "extractor_"):
+            raise ValueError("this IvectorBackend is not fitted; call fit(ubm, stats, labels) first.")
+
+    def vectors(self, stats):
+        """The processed i-vectors (centred, LDA, length-normalised) of sessions.
+
+        Parameters
+        ----------
+        stats : iterable of SufficientStats
+
+        Returns
+        -------
+        ndarray of shape (n_sessions, lda_dim_)
+        """
+        self._check_is_fitted()
+        stats = list(stats)
+        for s in stats:
+            if not isinstance(s, SufficientStats):
+                raise TypeError(f"expected streamgmm.SufficientStats, got {type(s).__name__}.")
+        raw = self.extractor_.transform(stats)
+        return length_normalize(self.lda_.transform(raw))
+
+    @staticmethod
+    def enrollment(vectors):
+        """A speaker from its sessions' vectors: their sum and count (add more later).
+
+        Parameters
+        ----------
+        vectors : ndarray of shape (n_sessions, lda_dim_)
+
+        Returns
+        -------
+        sum : ndarray of shape (lda_dim_,)
+        count : int
+        """
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+        if vectors.shape[0] == 0:
+            raise ValueError("no enrollment vectors: enroll at least one utterance with speech.")
+        return vectors.sum(axis=0), int(vectors.shape[0])
+
+    def score(self, enroll_sums, counts, test_vectors):
+        """Scores of test vectors against enrolled speakers.
+
+        Parameters
+        ----------
+        enroll_sums : ndarray of shape (n_speakers, lda_dim_)
+        counts : array-like of shape (n_speakers,)
+            Sessions summed into each speaker.
+        test_vectors : ndarray of shape (n_tests, lda_dim_)
+
+        Returns
+        -------
+        ndarray of shape (n_tests, n_speakers)
+            PLDA log-likelihood ratios, or cosine similarities.
+        """
+        self._check_is_fitted()
+        if self.plda_ is None:
+            return cosine_scores(enroll_sums, test_vectors).T
+        return self.plda_.score(enroll_sums, np.asarray(counts), test_vectors).T
+
+    # ----------------------------------------------------------------- files
+    def to_arrays(self):
+        """The back end as plain arrays (each part's under its prefix), for one ``.npz``."""
+        self._check_is_fitted()
+        arrays = dict(header(BACKEND_KIND))
+        arrays.update(rank=np.array(self.rank), lda_dim=np.array(self.lda_dim),
+                      scoring=np.array(self.scoring), max_iter=np.array(self.max_iter),
+                      plda_iter=np.array(self.plda_iter))
+        for prefix in _PARTS:
+            part = getattr(self, prefix + "_")
+            if part is not None:
+                arrays.update({f"{prefix}.{name}": value for name, value in part.to_arrays().items()})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays, *, source="i-vector back end"):
+        """Rebuild a back end written by :meth:`to_arrays`; every part is validated."""
+        check_header(arrays, BACKEND_KIND, source)
+        try:
+            scoring = str(arrays["scoring"])
+            backend = cls(rank=int(arrays["rank"]), lda_dim=int(arrays["lda_dim"]), scoring=scoring,
+                          max_iter=int(arrays["max_iter"]), plda_iter=int(arrays["plda_iter"]))
+        except KeyError as exc:
+            raise ValueError(f"{source} is missing the field {exc.args[0]!r}; it is truncated or foreign.") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source} holds invalid settings ({exc}); the file is corrupt.") from None
+        if scoring not in SCORINGS:
+            raise ValueError(f"{source} names an unknown scoring {scoring!r}; the file is corrupt.")
+        for prefix, part_cls in _PARTS.items():
+            members = {name[len(prefix) + 1:]: value for name, value in arrays.items() if name.startswith(prefix + ".")}
+            if not members and prefix == "plda" and scoring == "cosine":
+                setattr(backend, "plda_", None)
+                continue
+            setattr(backend, prefix + "_", part_cls.from_arrays(members, source=f"{source} ({prefix})"))
+        rank = backend.extractor_.T_.shape[2]
+        if backend.lda_.components_.shape[1] != rank:
+            raise ValueError(f"{source} holds an LDA for {backend.lda_.components_.shape[1]}-dim vectors, "
+                             f"not rank {rank}; the file is corrupt.")
+        backend.lda_dim_ = backend.lda_.components_.shape[0]
+        return backend

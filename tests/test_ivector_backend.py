@@ -1,0 +1,115 @@
+"""The i-vector back end as one model: training, additive enrollment, scores, files, errors."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speaker_id.evaluation.corpora import Utterance
+from speaker_id.evaluation.metrics import eer
+from speaker_id.evaluation.protocols import training_sessions
+from speaker_id.models.ivector_backend import IvectorBackend
+from streamgmm import OnlineGMM, accumulate
+
+N_SPEAKERS, N_SESSIONS, D = 12, 6, 4
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    """Speakers whose frames sit around their own centre, with a session offset per utterance."""
+    rng = np.random.default_rng(0)
+    ubm = OnlineGMM(8, covariance_type="diag", random_state=0).fit(rng.normal(size=(6000, D)) * 1.5)
+    centres = rng.normal(size=(N_SPEAKERS, D))
+    frames = [[rng.normal(centres[s] + 0.15 * rng.normal(size=D), 1.0, size=(80, D)) for _ in range(N_SESSIONS)]
+              for s in range(N_SPEAKERS)]
+    return ubm, frames
+
+
+def _stats(ubm, arrays):
+    return [accumulate(ubm, X) for X in arrays]
+
+
+@pytest.fixture(scope="module")
+def backend(corpus):
+    ubm, frames = corpus
+    train = [s for s in range(N_SPEAKERS) if s % 2 == 0]
+    stats = [st for s in train for st in _stats(ubm, frames[s])]
+    labels = np.repeat(train, N_SESSIONS)
+    return IvectorBackend(rank=6, lda_dim=4, max_iter=5).fit(ubm, stats, labels)
+
+
+def _trials(backend, ubm, frames):
+    """Held-out speakers: enroll on 3 sessions, test with the other 3; scores and target labels."""
+    held_out = [s for s in range(N_SPEAKERS) if s % 2 == 1]
+    models = [backend.enrollment(backend.vectors(_stats(ubm, frames[s][:3]))) for s in held_out]
+    tests = [(s, st) for s in held_out for st in _stats(ubm, frames[s][3:])]
+    scores = backend.score(np.array([m[0] for m in models]), [m[1] for m in models],
+                           backend.vectors([st for _, st in tests]))
+    labels = np.array([[int(s == t) for t in held_out] for s, _ in tests])
+    return scores, labels
+
+
+@pytest.mark.parametrize("scoring", ["plda", "cosine"])
+def test_unseen_speakers_score_higher_against_themselves(corpus, scoring):
+    ubm, frames = corpus
+    train = [s for s in range(N_SPEAKERS) if s % 2 == 0]
+    stats = [st for s in train for st in _stats(ubm, frames[s])]
+    backend = IvectorBackend(rank=6, lda_dim=4, max_iter=5, scoring=scoring).fit(ubm, stats,
+                                                                                 np.repeat(train, N_SESSIONS))
+    scores, labels = _trials(backend, ubm, frames)
+    assert scores.shape == (18, 6)
+    # speakers 1 unit apart against within-session noise of 1 over 80 frames: easily told apart
+    assert eer(scores.ravel(), labels.ravel())[0] < 0.1
+    assert np.mean(np.argmax(scores, axis=1) == np.argmax(labels, axis=1)) > 0.8
+
+
+def test_enrollment_adds(backend, corpus):
+    ubm, frames = corpus
+    vectors = backend.vectors(_stats(ubm, frames[1]))
+    total, count = backend.enrollment(vectors)
+    first, n1 = backend.enrollment(vectors[:2])
+    rest, n2 = backend.enrollment(vectors[2:])
+    np.testing.assert_allclose(first + rest, total, rtol=1e-12)
+    assert n1 + n2 == count == N_SESSIONS
+    test = backend.vectors(_stats(ubm, frames[3][:2]))
+    np.testing.assert_allclose(backend.score((first + rest)[None], [n1 + n2], test),
+                               backend.score(total[None], [count], test), rtol=1e-12)
+
+
+def test_files_round_trip_and_refuse_damage(backend, corpus):
+    ubm, frames = corpus
+    arrays = backend.to_arrays()
+    again = IvectorBackend.from_arrays(arrays)
+    stats = _stats(ubm, frames[5])
+    np.testing.assert_array_equal(again.vectors(stats), backend.vectors(stats))
+    assert again.lda_dim_ == backend.lda_dim_ == 4
+    damaged = {k: v for k, v in arrays.items() if not k.startswith("plda.")}
+    with pytest.raises(ValueError, match=r"\(plda\)"):
+        IvectorBackend.from_arrays(damaged, source="backend.npz")
+    with pytest.raises(ValueError, match="backend.npz"):
+        IvectorBackend.from_arrays(dict(arrays, kind=np.array("speaker_id.PLDA")), source="backend.npz")
+
+
+def test_too_few_speakers_and_unfitted_use_are_refused(corpus):
+    ubm, frames = corpus
+    stats = _stats(ubm, frames[0] + frames[1])
+    with pytest.raises(ValueError, match="at least 3 training speakers"):
+        IvectorBackend(rank=2).fit(ubm, stats, np.repeat([0, 1], N_SESSIONS))
+    with pytest.raises(ValueError, match="one speaker per session"):
+        IvectorBackend(rank=2).fit(ubm, stats, np.zeros(3))
+    with pytest.raises(ValueError, match="not fitted"):
+        IvectorBackend().vectors(stats)
+
+
+def test_single_utterance_speakers_train_on_segments(corpus):
+    ubm, _ = corpus
+    rng = np.random.default_rng(1)
+    features = {Path("a.wav"): rng.normal(size=(700, D)), Path("b1.wav"): rng.normal(size=(50, D)),
+                Path("b2.wav"): rng.normal(size=(60, D)), Path("c.wav"): rng.normal(size=(100, D))}
+    utts = [Utterance("a", "a", "a.wav"), Utterance("b1", "b", "b1.wav"), Utterance("b2", "b", "b2.wav"),
+            Utterance("c", "c", "c.wav")]
+    stats, labels = training_sessions(utts, features, ubm, segment_frames=300)
+    # a: 700 frames -> two whole segments of 300; b: its two utterances; c: too short to cut, one session
+    assert labels.tolist() == ["a", "a", "b", "b", "c"]
+    assert [s.n_frames for s in stats] == [300.0, 300.0, 50.0, 60.0, 100.0]
+    np.testing.assert_allclose(stats[1].zeroth, accumulate(ubm, features[Path("a.wav")][300:600]).zeroth)
