@@ -22,7 +22,6 @@ of :mod:`streamgmm.io`) is written by ``OnlineGMM.save`` and read by
 
 from __future__ import annotations
 
-import inspect
 import json
 import numbers
 import sys
@@ -37,6 +36,7 @@ from ._validation import (
     check_nonnegative_float,
     check_positive_int,
 )
+from .base import ParamsMixin
 from .estep import DensityPlan, stats_from_responsibilities
 from .init import (
     INIT_METHODS,
@@ -136,7 +136,7 @@ def _coalesced(chunks, n_features, min_rows):
         yield pending[0] if len(pending) == 1 else np.concatenate(pending)
 
 
-class OnlineGMM:
+class OnlineGMM(ParamsMixin):
     """Gaussian mixture learnt by out-of-core batch EM (``fit``) or online EM (``partial_fit``).
 
     Parameters
@@ -284,35 +284,6 @@ class OnlineGMM:
         self.block_size = block_size
 
     # ------------------------------------------------------------ parameters
-    @classmethod
-    def _get_param_names(cls):
-        signature = inspect.signature(cls.__init__)
-        return sorted(p.name for p in signature.parameters.values() if p.name != "self")
-
-    def get_params(self, deep=True):
-        """Constructor parameters as a dict (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params):
-        """Set constructor parameters; unknown names raise ``ValueError``."""
-        valid = set(self._get_param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for OnlineGMM; valid ones: {sorted(valid)}.")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        defaults = {
-            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
-            if p.name != "self"
-        }
-        changed = [
-            f"{name}={value!r}" for name, value in self.get_params().items()
-            if not isinstance(value, np.ndarray) and value != defaults[name]
-        ]
-        return f"OnlineGMM({', '.join(changed)})"
-
     def _json_params(self):
         """Constructor parameters that a file can hold (the inits are not kept)."""
         params = self.get_params()

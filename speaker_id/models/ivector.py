@@ -36,7 +36,6 @@ which leaves the likelihood unchanged and speeds EM up considerably.
 
 from __future__ import annotations
 
-import inspect
 import numbers
 from dataclasses import dataclass
 
@@ -44,6 +43,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from streamgmm import NotFittedError, OnlineGMM, SufficientStats
+from streamgmm.base import ParamsMixin
 from streamgmm.io import check_header, header, read_npz, write_npz_atomic
 
 EXTRACTOR_KIND = "speaker_id.IvectorExtractor"
@@ -368,7 +368,7 @@ def estimate_total_variability(ivector_stats, previous, *, min_divergence=True):
 
 
 # ---------------------------------------------------------------- extractor
-class IvectorExtractor:
+class IvectorExtractor(ParamsMixin):
     """Total-variability model ``M = m + T w``, ``w ~ N(0, I)``, on a diagonal UBM's statistics.
 
     Parameters
@@ -435,31 +435,6 @@ class IvectorExtractor:
         self.verbose = verbose
 
     # ------------------------------------------------------------ parameters
-    @classmethod
-    def _get_param_names(cls):
-        signature = inspect.signature(cls.__init__)
-        return sorted(p.name for p in signature.parameters.values() if p.name != "self")
-
-    def get_params(self, deep=True):
-        """Constructor parameters as a dict (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params):
-        """Set constructor parameters; unknown names raise ``ValueError``."""
-        valid = set(self._get_param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for IvectorExtractor; valid ones: {sorted(valid)}.")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        defaults = {
-            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values() if p.name != "self"
-        }
-        changed = [f"{name}={value!r}" for name, value in self.get_params().items() if value != defaults[name]]
-        return f"IvectorExtractor({', '.join(changed)})"
-
     def _validate_params(self):
         _check_int(self.rank, "rank", 1)
         _check_int(self.max_iter, "max_iter", 0)

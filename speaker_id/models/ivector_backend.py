@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamgmm import SufficientStats
+from streamgmm.base import ParamsMixin
 from streamgmm.io import check_header, header
 
 from .ivector import IvectorExtractor
@@ -26,7 +27,7 @@ SCORINGS = ("plda", "cosine")
 _PARTS = {"extractor": IvectorExtractor, "lda": LDA, "plda": PLDA}
 
 
-class IvectorBackend:
+class IvectorBackend(ParamsMixin):
     """i-vectors + LDA + PLDA (or cosine) trained on labelled statistics of a diagonal UBM.
 
     Parameters

@@ -89,13 +89,13 @@ write and read one ``.npz`` file without pickle.
 
 from __future__ import annotations
 
-import inspect
 import numbers
 import warnings
 
 import numpy as np
 
 from streamgmm import ConvergenceWarning, NotFittedError
+from streamgmm.base import ParamsMixin
 from streamgmm.io import check_header, header, read_npz, write_npz_atomic
 
 LDA_KIND = "speaker_id.LDA"
@@ -228,35 +228,8 @@ def _group(X, index, n_classes):
     return counts, means, centred.T @ centred
 
 
-class _Params:
-    """get_params / set_params / repr from the ``__init__`` signature (scikit-learn convention)."""
-
-    @classmethod
-    def _get_param_names(cls):
-        signature = inspect.signature(cls.__init__)
-        return sorted(p.name for p in signature.parameters.values() if p.name != "self")
-
-    def get_params(self, deep=True):
-        """Constructor parameters as a dict."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params):
-        """Set constructor parameters; unknown names raise ``ValueError``."""
-        valid = set(self._get_param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(
-                    f"invalid parameter {name!r} for {type(self).__name__}; valid ones: {sorted(valid)}."
-                )
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        defaults = {
-            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values() if p.name != "self"
-        }
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults[k]]
-        return f"{type(self).__name__}({', '.join(changed)})"
+class _Params(ParamsMixin):
+    """Parameter conventions, the fitted check and pickle-free files shared by LDA and PLDA."""
 
     def _check_is_fitted(self):
         if getattr(self, "mean_", None) is None:
