@@ -74,7 +74,6 @@ MAP (offset ``f / (n + r)`` per component) with linear scoring.
 
 from __future__ import annotations
 
-import inspect
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,6 +81,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamgmm import NotFittedError, OnlineGMM, SufficientStats
+from streamgmm.base import ParamsMixin
 from streamgmm.io import check_header, header, read_npz, write_npz_atomic
 
 from .ivector import (
@@ -330,7 +330,7 @@ class ISVStats:
 
 
 # --------------------------------------------------------------------- model
-class ISV:
+class ISV(ParamsMixin):
     """Inter-session variability model ``M = m + U x + D z`` on a diagonal UBM's statistics.
 
     Parameters
@@ -409,31 +409,6 @@ class ISV:
         self.verbose = verbose
 
     # ------------------------------------------------------------ parameters
-    @classmethod
-    def _get_param_names(cls):
-        signature = inspect.signature(cls.__init__)
-        return sorted(p.name for p in signature.parameters.values() if p.name != "self")
-
-    def get_params(self, deep=True):
-        """Constructor parameters as a dict (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params):
-        """Set constructor parameters; unknown names raise ``ValueError``."""
-        valid = set(self._get_param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for ISV; valid ones: {sorted(valid)}.")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        defaults = {
-            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values() if p.name != "self"
-        }
-        changed = [f"{name}={value!r}" for name, value in self.get_params().items() if value != defaults[name]]
-        return f"ISV({', '.join(changed)})"
-
     def _validate_params(self):
         _check_int(self.rank, "rank", 0)
         _check_relevance(self.relevance_factor)
