@@ -7,7 +7,7 @@ import pytest
 
 from speaker_id.evaluation.corpora import Utterance
 from speaker_id.evaluation.metrics import eer
-from speaker_id.evaluation.protocols import training_sessions
+from speaker_id.evaluation.trials import training_sessions
 from speaker_id.models.ivector_backend import IvectorBackend
 from streamgmm import OnlineGMM, accumulate
 
