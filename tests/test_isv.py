@@ -283,11 +283,33 @@ def test_score_equals_the_dense_linear_score(fitted, data):
             assert scores[t, s] == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
+def test_integrated_score_equals_the_dense_log_likelihood_ratio(fitted, data):
+    names = ["s025", "s026"]
+    offsets = fitted.enroll_many([sum(data[0][n][1:], data[0][n][0]) for n in names])
+    tests = [data[0][n][0] for n in ("s025", "s027", "s026")]
+    scores = fitted.score(offsets, tests, method="integrated")
+    for t, name in enumerate(("s025", "s027", "s026")):
+        n, f = data[1][name][0][0], data[1][name][1][0]
+        seen = n > 0
+        Us = fitted.U_[seen].reshape(-1, R)
+        nrep = np.repeat(n[seen], D)
+        cov = np.diag(nrep) + (nrep[:, None] * Us) @ (nrep[:, None] * Us).T
+        F = f[seen].reshape(-1)
+        null = multivariate_normal(np.zeros(F.size), cov).logpdf(F)
+        for s in range(2):
+            target = multivariate_normal(nrep * offsets[s][seen].reshape(-1), cov).logpdf(F)
+            assert scores[t, s] == pytest.approx((target - null) / n.sum(), rel=1e-8, abs=1e-10)
+    with pytest.raises(ValueError, match="method must be"):
+        fitted.score(offsets, tests, method="frames")
+
+
 def test_scores_do_not_depend_on_the_batch_size(fitted, data):
     tests = [sessions[0] for sessions in data[0].values()][:9]
     offsets = fitted.enroll_many([sessions[1] for sessions in data[0].values()][:5])
     small = ISV.from_arrays(fitted.to_arrays()).set_params(batch_size=2)
-    np.testing.assert_allclose(small.score(offsets, tests), fitted.score(offsets, tests), rtol=1e-12, atol=1e-14)
+    for method in ("linear", "integrated"):
+        np.testing.assert_allclose(small.score(offsets, tests, method=method), fitted.score(offsets, tests, method=method),
+                                   rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(small.enroll_many([s[1] for s in data[0].values()][:5]), offsets, atol=1e-14)
 
 

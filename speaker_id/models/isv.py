@@ -70,6 +70,11 @@ is its posterior mean under the UBM, ``x_t = L_t^{-1} U^T f_t``, and::
 the first-order Taylor expansion of the log-likelihood ratio per frame; one
 matrix product over all speakers and tests. With ``U = 0`` (``rank=0``) it is
 MAP (offset ``f / (n + r)`` per component) with linear scoring.
+``score(..., method="integrated")`` adds the quadratic terms: the exact
+log-likelihood ratio of the test's statistics (UBM alignment kept) with the
+session factor integrated out. Frame-level scoring against the compensated
+models belongs to the scoring stage: :meth:`ISV.session_means` and
+:meth:`ISV.speaker_means` give their means.
 """
 
 from __future__ import annotations
@@ -884,11 +889,23 @@ class ISV(ParamsMixin):
             raise ValueError("the speaker offsets hold NaN or infinite values; they are corrupt.")
         return offsets
 
-    def score(self, offsets, utterances):
-        """Linear scores of test utterances against speakers, with the test session compensated.
+    def score(self, offsets, utterances, *, method="linear"):
+        """Scores of test utterances against speakers, with the test session compensated.
 
-        ``score[t, s] = o_s^T (f_t - N_t U x_t) / n_frames_t`` in the
-        normalised space, ``x_t`` from :meth:`session_factors`.
+        ``method="linear"`` (Glembek et al., 2009; the first-order Taylor
+        expansion of the log-likelihood ratio)::
+
+            score[t, s] = o_s^T (f_t - N_t U x_t) / n_frames_t,
+
+        ``x_t`` from :meth:`session_factors`. ``method="integrated"`` is the
+        exact log-likelihood ratio of the test's statistics (the UBM's
+        alignment kept) with the session factor integrated out under both
+        hypotheses, ``[log N(f_t; N_t o_s, N_t + N_t U U^T N_t) - log N(f_t;
+        0, N_t + N_t U U^T N_t)] / n_frames_t``, i.e. the linear score plus
+        a quadratic term::
+
+            (- o_s^T N_t o_s / 2 + v_ts^T L_t^{-1} v_ts / 2) / n_frames_t,
+            v_ts = U^T N_t o_s,   L_t = I + U^T N_t U.
 
         Parameters
         ----------
@@ -896,6 +913,7 @@ class ISV(ParamsMixin):
             From :meth:`enroll_many` (or stacked :meth:`enroll`).
         utterances : iterable of SufficientStats
             The test utterances' statistics under the UBM.
+        method : {"linear", "integrated"}, default="linear"
 
         Returns
         -------
@@ -904,19 +922,34 @@ class ISV(ParamsMixin):
         Raises
         ------
         ValueError
-            If an utterance has no frames, or the offsets or statistics do
-            not belong to this model's UBM.
+            If an utterance has no frames, the method is unknown, or the
+            offsets or statistics do not belong to this model's UBM.
         """
-        flat, _, _ = self._prepared()
-        k, dim, _ = self.U_.shape
-        speakers = self._check_offsets(offsets).reshape(-1, k * dim)
+        if method not in ("linear", "integrated"):
+            raise ValueError(f"method must be 'linear' or 'integrated', got {method!r}.")
+        flat, gram, full = self._prepared()
+        k, dim, r = self.U_.shape
+        offsets = self._check_offsets(offsets)
+        speakers = offsets.reshape(-1, k * dim)
+        if method == "integrated":
+            squares = np.sum(offsets * offsets, axis=2).T  # (K, S): o_sk^T o_sk
+            projected = np.matmul(offsets[:, :, None, :], self.U_[None])[:, :, 0, :]  # (S, K, R): U_k^T o_sk
         parts = []
         for counts, first, frames in self._batches(utterances, "utterance"):
             if np.any(frames <= 0):
                 raise ValueError("a test utterance has no frames (n_frames = 0); it cannot be scored.")
             x = self._solve(counts, first @ flat)
             compensated = first - np.repeat(counts, dim, axis=1) * (x @ flat.T)
-            parts.append((compensated @ speakers.T) / frames[:, None])
+            scores = compensated @ speakers.T
+            if method == "integrated":
+                scores -= 0.5 * counts @ squares
+                if r:
+                    v = np.einsum("bk,skr->bsr", counts, projected)  # U^T N_t o_s
+                    precision = (counts @ gram)[:, full]
+                    precision[:, np.arange(r), np.arange(r)] += 1.0
+                    whitened = np.linalg.solve(np.linalg.cholesky(precision), v.transpose(0, 2, 1))
+                    scores += 0.5 * np.sum(whitened * whitened, axis=1)
+            parts.append(scores / frames[:, None])
         return np.concatenate(parts) if parts else np.empty((0, len(speakers)))
 
     # ----------------------------------------------------------------- files
