@@ -7,6 +7,7 @@ In flow order:
 * :mod:`~speaker_id.models.ivector`: the total-variability model, i-vectors from the same statistics.
 * :mod:`~speaker_id.models.plda`: length normalisation, LDA, two-covariance PLDA, cosine scores.
 * :mod:`~speaker_id.models.ivector_backend`: the i-vector back end as one model (extractor, LDA, PLDA).
+* :mod:`~speaker_id.models.isv`: inter-session variability (session-compensated MAP); measured, not used by default.
 
 Every model here is trained from the UBM's additive statistics.
 """
