@@ -93,6 +93,7 @@ from streamgmm.io import check_header, header, read_npz, write_npz_atomic
 
 from .ivector import (
     IvectorStats,
+    SubspaceStats,
     _check_int,
     _check_rng,
     _packed_gram,
@@ -180,7 +181,7 @@ def _as_list(utterances, what):
 
 # -------------------------------------------------------------- accumulators
 @dataclass
-class ISVStats:
+class ISVStats(SubspaceStats):
     """Additive accumulators of ISV training (the E-step's output).
 
     Sums over the training sessions ``h`` (of speakers with at least two
@@ -231,65 +232,8 @@ class ISVStats:
 
     _ARRAYS = ("zeroth", "second", "cross", "session_sum", "session_scatter")
     _SCALARS = ("n_sessions", "n_speakers", "n_skipped", "n_frames", "objective")
-
-    def __post_init__(self):
-        for name in self._ARRAYS:
-            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64))
-        for name in self._SCALARS:
-            setattr(self, name, float(getattr(self, name)))
-        k, _, r = self.cross.shape if self.cross.ndim == 3 else (-1, -1, -1)
-        expected = {
-            "zeroth": (k,), "second": (k, r * (r + 1) // 2), "session_sum": (r,), "session_scatter": (r, r),
-        }
-        for name, shape in expected.items():
-            if getattr(self, name).shape != shape:
-                raise ValueError(
-                    f"inconsistent ISV statistics: cross has shape {self.cross.shape} (K, D, R) "
-                    f"but {name} has shape {getattr(self, name).shape}, expected {shape}."
-                )
-
-    @property
-    def rank(self):
-        return self.cross.shape[2]
-
-    @classmethod
-    def zeros(cls, n_components, n_features, rank):
-        """Empty accumulators (the identity of ``+``)."""
-        k, d, r = n_components, n_features, rank
-        return cls(np.zeros(k), np.zeros((k, r * (r + 1) // 2)), np.zeros((k, d, r)), np.zeros(r), np.zeros((r, r)))
-
-    def copy(self):
-        return ISVStats(
-            *(getattr(self, name).copy() for name in self._ARRAYS),
-            *(getattr(self, name) for name in self._SCALARS),
-        )
-
-    def __iadd__(self, other):
-        if not isinstance(other, ISVStats):
-            return NotImplemented
-        if other.cross.shape != self.cross.shape:
-            raise ValueError(
-                f"cannot add ISV statistics of shapes {self.cross.shape} and {other.cross.shape} (K, D, R): "
-                "they were accumulated by different models."
-            )
-        for name in self._ARRAYS:
-            getattr(self, name).__iadd__(getattr(other, name))
-        for name in self._SCALARS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        return self
-
-    def __add__(self, other):
-        if not isinstance(other, ISVStats):
-            return NotImplemented
-        result = self.copy()
-        result += other
-        return result
-
-    def __radd__(self, other):
-        # lets ``sum(list_of_stats)`` work: sum starts from the integer 0.
-        if isinstance(other, numbers.Number) and other == 0:
-            return self.copy()
-        return NotImplemented
+    _KIND = STATS_KIND
+    _WHAT = "ISV"
 
     def as_ivector_stats(self):
         """The same sums under the names of :class:`~speaker_id.models.ivector.IvectorStats`.
@@ -300,40 +244,6 @@ class ISVStats:
         """
         return IvectorStats(self.zeroth, self.second, self.cross, self.session_sum, self.session_scatter,
                             self.n_sessions, self.n_frames, self.objective)
-
-    def to_arrays(self):
-        """The accumulators as a dict of plain arrays (for ``np.savez``)."""
-        return {
-            **header(STATS_KIND),
-            **{name: getattr(self, name) for name in self._ARRAYS},
-            **{name: np.array(getattr(self, name)) for name in self._SCALARS},
-        }
-
-    @classmethod
-    def from_arrays(cls, arrays, *, source="ISV statistics"):
-        """Rebuild accumulators from :meth:`to_arrays` output; validate everything.
-
-        Raises
-        ------
-        ValueError
-            Naming ``source`` if the kind or version is wrong, a field is
-            missing, the shapes are inconsistent or a value is not finite.
-        """
-        check_header(arrays, STATS_KIND, source)
-        try:
-            fields = [arrays[name] for name in cls._ARRAYS] + [float(arrays[name]) for name in cls._SCALARS]
-        except KeyError as exc:
-            raise ValueError(f"{source} is missing the field {exc.args[0]!r}; it is truncated or foreign.") from None
-        except (TypeError, ValueError):
-            raise ValueError(f"{source} holds a non-scalar count or objective; it is corrupt.") from None
-        try:
-            stats = cls(*fields)
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from None
-        for name in cls._ARRAYS + cls._SCALARS:
-            if not np.isfinite(getattr(stats, name)).all():
-                raise ValueError(f"{source} holds non-finite values in {name!r}; it is corrupt.")
-        return stats
 
 
 # --------------------------------------------------------------------- model

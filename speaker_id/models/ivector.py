@@ -147,8 +147,130 @@ def _as_utterances(utterances):
 
 
 # -------------------------------------------------------------- accumulators
+class SubspaceStats:
+    """The arithmetic and files of the additive accumulators of a low-rank subspace EM.
+
+    Shared by :class:`IvectorStats` (total variability) and
+    :class:`~speaker_id.models.isv.ISVStats` (session variability): both hold
+    ``zeroth`` (K,), ``second`` (K, R(R+1)/2, packed), ``cross`` (K, D, R),
+    a latent sum (R,) and scatter (R, R), and scalar counts. A subclass is a
+    dataclass naming them in ``_ARRAYS`` (that order) and ``_SCALARS``, with
+    its file kind in ``_KIND`` and a name for messages in ``_WHAT``.
+    """
+
+    _ARRAYS: tuple = ()
+    _SCALARS: tuple = ()
+    _KIND = ""
+    _WHAT = ""
+
+    def __post_init__(self):
+        for name in self._ARRAYS:
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+        for name in self._SCALARS:
+            setattr(self, name, float(getattr(self, name)))
+        k, _, r = self.cross.shape if self.cross.ndim == 3 else (-1, -1, -1)
+        latent_sum, latent_scatter = self._ARRAYS[3:5]
+        expected = {"zeroth": (k,), "second": (k, r * (r + 1) // 2), latent_sum: (r,), latent_scatter: (r, r)}
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(
+                    f"inconsistent {self._WHAT} statistics: cross has shape {self.cross.shape} (K, D, R) "
+                    f"but {name} has shape {getattr(self, name).shape}, expected {shape}."
+                )
+
+    @property
+    def n_components(self):
+        return self.cross.shape[0]
+
+    @property
+    def n_features(self):
+        return self.cross.shape[1]
+
+    @property
+    def rank(self):
+        return self.cross.shape[2]
+
+    @classmethod
+    def zeros(cls, n_components, n_features, rank):
+        """Empty accumulators (the identity of ``+``)."""
+        k, d, r = n_components, n_features, rank
+        return cls(np.zeros(k), np.zeros((k, r * (r + 1) // 2)), np.zeros((k, d, r)), np.zeros(r), np.zeros((r, r)))
+
+    def copy(self):
+        return type(self)(
+            *(getattr(self, name).copy() for name in self._ARRAYS),
+            *(getattr(self, name) for name in self._SCALARS),
+        )
+
+    def second_full(self):
+        """``second`` unpacked to shape (n_components, rank, rank)."""
+        return self.second[:, _packing(self.rank)[2]]
+
+    def __iadd__(self, other):
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        if other.cross.shape != self.cross.shape:
+            raise ValueError(
+                f"cannot add {self._WHAT} statistics of shapes {self.cross.shape} and {other.cross.shape} "
+                "(K, D, R): they were accumulated by different models."
+            )
+        for name in self._ARRAYS:
+            getattr(self, name).__iadd__(getattr(other, name))
+        for name in self._SCALARS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    def __add__(self, other):
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        result = self.copy()
+        result += other
+        return result
+
+    def __radd__(self, other):
+        # lets ``sum(list_of_stats)`` work: sum starts from the integer 0.
+        if isinstance(other, numbers.Number) and other == 0:
+            return self.copy()
+        return NotImplemented
+
+    def to_arrays(self):
+        """The accumulators as a dict of plain arrays (for ``np.savez``)."""
+        return {
+            **header(self._KIND),
+            **{name: getattr(self, name) for name in self._ARRAYS},
+            **{name: np.array(getattr(self, name)) for name in self._SCALARS},
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays, *, source=None):
+        """Rebuild accumulators from :meth:`to_arrays` output; validate everything.
+
+        Raises
+        ------
+        ValueError
+            Naming ``source`` if the kind or version is wrong, a field is
+            missing, the shapes are inconsistent or a value is not finite.
+        """
+        source = source or f"{cls._WHAT} statistics"
+        check_header(arrays, cls._KIND, source)
+        try:
+            fields = [arrays[name] for name in cls._ARRAYS] + [float(arrays[name]) for name in cls._SCALARS]
+        except KeyError as exc:
+            raise ValueError(f"{source} is missing the field {exc.args[0]!r}; it is truncated or foreign.") from None
+        except (TypeError, ValueError):
+            raise ValueError(f"{source} holds a non-scalar count or objective; it is corrupt.") from None
+        try:
+            stats = cls(*fields)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+        for name in cls._ARRAYS + cls._SCALARS:
+            if not np.isfinite(getattr(stats, name)).all():
+                raise ValueError(f"{source} holds non-finite values in {name!r}; it is corrupt.")
+        return stats
+
+
 @dataclass
-class IvectorStats:
+class IvectorStats(SubspaceStats):
     """Additive accumulators of the total-variability EM (the E-step's output).
 
     Sums over utterances ``u`` of quantities of the posterior of ``w_u``
@@ -195,111 +317,8 @@ class IvectorStats:
 
     _ARRAYS = ("zeroth", "second", "cross", "ivector_sum", "ivector_scatter")
     _SCALARS = ("n_utterances", "n_frames", "objective")
-
-    def __post_init__(self):
-        for name in self._ARRAYS:
-            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64))
-        for name in self._SCALARS:
-            setattr(self, name, float(getattr(self, name)))
-        k, _, r = self.cross.shape if self.cross.ndim == 3 else (-1, -1, -1)
-        expected = {
-            "zeroth": (k,), "second": (k, r * (r + 1) // 2), "ivector_sum": (r,), "ivector_scatter": (r, r),
-        }
-        for name, shape in expected.items():
-            if getattr(self, name).shape != shape:
-                raise ValueError(
-                    f"inconsistent i-vector statistics: cross has shape {self.cross.shape} (K, D, R) "
-                    f"but {name} has shape {getattr(self, name).shape}, expected {shape}."
-                )
-
-    @property
-    def n_components(self):
-        return self.cross.shape[0]
-
-    @property
-    def n_features(self):
-        return self.cross.shape[1]
-
-    @property
-    def rank(self):
-        return self.cross.shape[2]
-
-    @classmethod
-    def zeros(cls, n_components, n_features, rank):
-        """Empty accumulators (the identity of ``+``)."""
-        k, d, r = n_components, n_features, rank
-        return cls(np.zeros(k), np.zeros((k, r * (r + 1) // 2)), np.zeros((k, d, r)), np.zeros(r), np.zeros((r, r)))
-
-    def copy(self):
-        return IvectorStats(
-            *(getattr(self, name).copy() for name in self._ARRAYS),
-            *(getattr(self, name) for name in self._SCALARS),
-        )
-
-    def second_full(self):
-        """``second`` unpacked to shape (n_components, rank, rank)."""
-        return self.second[:, _packing(self.rank)[2]]
-
-    def __iadd__(self, other):
-        if not isinstance(other, IvectorStats):
-            return NotImplemented
-        if other.cross.shape != self.cross.shape:
-            raise ValueError(
-                f"cannot add i-vector statistics of shapes {self.cross.shape} and {other.cross.shape} "
-                "(K, D, R): they were accumulated by different extractors."
-            )
-        for name in self._ARRAYS:
-            getattr(self, name).__iadd__(getattr(other, name))
-        for name in self._SCALARS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        return self
-
-    def __add__(self, other):
-        if not isinstance(other, IvectorStats):
-            return NotImplemented
-        result = self.copy()
-        result += other
-        return result
-
-    def __radd__(self, other):
-        # lets ``sum(list_of_stats)`` work: sum starts from the integer 0.
-        if isinstance(other, numbers.Number) and other == 0:
-            return self.copy()
-        return NotImplemented
-
-    def to_arrays(self):
-        """The accumulators as a dict of plain arrays (for ``np.savez``)."""
-        return {
-            **header(STATS_KIND),
-            **{name: getattr(self, name) for name in self._ARRAYS},
-            **{name: np.array(getattr(self, name)) for name in self._SCALARS},
-        }
-
-    @classmethod
-    def from_arrays(cls, arrays, *, source="i-vector statistics"):
-        """Rebuild accumulators from :meth:`to_arrays` output; validate everything.
-
-        Raises
-        ------
-        ValueError
-            Naming ``source`` if the kind or version is wrong, a field is
-            missing, the shapes are inconsistent or a value is not finite.
-        """
-        check_header(arrays, STATS_KIND, source)
-        try:
-            fields = [arrays[name] for name in cls._ARRAYS] + [float(arrays[name]) for name in cls._SCALARS]
-        except KeyError as exc:
-            raise ValueError(f"{source} is missing the field {exc.args[0]!r}; it is truncated or foreign.") from None
-        except (TypeError, ValueError):
-            raise ValueError(f"{source} holds a non-scalar count or objective; it is corrupt.") from None
-        try:
-            stats = cls(*fields)
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from None
-        for name in cls._ARRAYS + cls._SCALARS:
-            if not np.isfinite(getattr(stats, name)).all():
-                raise ValueError(f"{source} holds non-finite values in {name!r}; it is corrupt.")
-        return stats
+    _KIND = STATS_KIND
+    _WHAT = "i-vector"
 
 
 # ------------------------------------------------------------------- M-step
