@@ -87,16 +87,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamgmm import NotFittedError, OnlineGMM, SufficientStats
-from streamgmm.base import ParamsMixin
-from streamgmm.io import check_header, header, read_npz, write_npz_atomic
+from streamgmm import SufficientStats
+from streamgmm.io import check_header, header
 
 from .ivector import (
     IvectorStats,
+    SubspaceModel,
     SubspaceStats,
     _check_int,
     _check_rng,
-    _packed_gram,
     _packing,
     estimate_total_variability,
 )
@@ -104,24 +103,9 @@ from .ivector import (
 ISV_KIND = "speaker_id.ISV"
 STATS_KIND = "speaker_id.ISVStats"
 
-# Between-session variance of each normalised supervector value under the
-# initial random U (the within-component frame variance is 1 in that space).
-_INIT_VARIANCE = 0.1
 
 
 # ---------------------------------------------------------------- validation
-def _check_ubm(ubm):
-    if not isinstance(ubm, OnlineGMM):
-        raise TypeError(f"ubm must be a streamgmm.OnlineGMM, got {type(ubm).__name__}.")
-    ubm._check_is_fitted()
-    if ubm.covariance_type != "diag":
-        raise ValueError(
-            f"ISV needs a diagonal-covariance UBM, got covariance_type={ubm.covariance_type!r}; "
-            "train the UBM with covariance_type='diag'."
-        )
-    return ubm
-
-
 def _check_relevance(value):
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value) and value > 0
     if not ok:
@@ -247,7 +231,7 @@ class ISVStats(SubspaceStats):
 
 
 # --------------------------------------------------------------------- model
-class ISV(ParamsMixin):
+class ISV(SubspaceModel):
     """Inter-session variability model ``M = m + U x + D z`` on a diagonal UBM's statistics.
 
     Parameters
@@ -313,6 +297,10 @@ class ISV(ParamsMixin):
     (2, 2)
     """
 
+    _MATRIX = "U_"
+    _WHAT = "ISV model"
+    _FIT = "ISV(...).fit(ubm, speakers)"
+
     def __init__(self, rank=100, *, relevance_factor=16.0, max_iter=10, min_divergence=True, max_inner_iter=100,
                  inner_tol=1e-8, batch_size=64, random_state=None, verbose=0):
         self.rank = rank
@@ -338,33 +326,10 @@ class ISV(ParamsMixin):
         _check_rng(self.random_state)
 
     # ----------------------------------------------------------------- state
-    def _check_is_fitted(self):
-        if getattr(self, "U_", None) is None:
-            raise NotFittedError("this ISV model is not fitted yet; call fit (or initialise) first.")
-
     @property
     def d_(self):
         """``1 / sqrt(relevance_factor)``: the diagonal of ``D`` in the normalised space."""
         return 1.0 / np.sqrt(_check_relevance(self.relevance_factor))
-
-    def _set_model(self, U, ubm_means, ubm_variances):
-        U = np.array(U, dtype=np.float64)
-        U.flags.writeable = False
-        self.U_ = U
-        self.ubm_means_ = np.array(ubm_means, dtype=np.float64)
-        self.ubm_variances_ = np.array(ubm_variances, dtype=np.float64)
-        self._ubm_std = np.sqrt(self.ubm_variances_)
-
-    def _prepared(self):
-        """``U_`` flattened to (K*D, R), the packed ``U_k^T U_k`` and the unpacking index."""
-        self._check_is_fitted()
-        if getattr(self, "_prepared_for", None) is not self.U_:
-            k, d, r = self.U_.shape
-            self._flat = np.ascontiguousarray(self.U_.reshape(k * d, r))
-            self._gram = _packed_gram(self.U_) if r else np.zeros((k, 0))
-            self._full_index = _packing(r)[2]
-            self._prepared_for = self.U_
-        return self._flat, self._gram, self._full_index
 
     def initialise(self, ubm):
         """Start from a random ``U`` (seeded by ``random_state``) for ``ubm``; ``fit`` calls it.
@@ -378,59 +343,17 @@ class ISV(ParamsMixin):
         self
         """
         self._validate_params()
-        _check_ubm(ubm)
-        k, d = ubm.means_.shape
-        if self.rank > k * d:
-            raise ValueError(
-                f"rank {self.rank} is larger than the supervector dimension K*D = {k}*{d} = {k * d} "
-                "of this UBM; choose rank <= K*D."
-            )
-        rng = _check_rng(self.random_state)
-        U = rng.standard_normal((k, d, self.rank)) * np.sqrt(_INIT_VARIANCE / max(self.rank, 1))
+        U = self._random_subspace(ubm)
         self._set_model(U, ubm.means_, ubm.covariances_)
         self.objective_ = []
         self.n_iter_ = 0
         self.n_speakers_ = self.n_sessions_ = self.n_skipped_speakers_ = 0
         return self
 
-    def check_ubm(self, ubm):
-        """Raise ``ValueError`` unless ``ubm`` is the UBM this model was trained on."""
-        self._check_is_fitted()
-        _check_ubm(ubm)
-        if not (
-            ubm.means_.shape == self.ubm_means_.shape
-            and np.array_equal(ubm.means_, self.ubm_means_)
-            and np.array_equal(ubm.covariances_, self.ubm_variances_)
-        ):
-            raise ValueError(
-                "the ISV model belongs to another UBM; retrain it with this UBM "
-                "(ISV(...).fit(ubm, speakers)) or load the UBM it was trained with."
-            )
-
     # ---------------------------------------------------------- statistics
-    def _normalised(self, stats, what):
-        """``(n (K,), f (K*D,), n_frames)``: counts and centred, whitened first-order statistics."""
-        if not isinstance(stats, SufficientStats):
-            raise TypeError(f"{what}: expected streamgmm.SufficientStats, got {type(stats).__name__}.")
-        k, d = self.ubm_means_.shape
-        if stats.n_components != k or stats.n_features != d or stats.layout != "diag":
-            found = f"{stats.n_components} components and {stats.n_features} features ({stats.layout} layout)"
-            raise ValueError(
-                f"{what}: the statistics have {found} but the ISV model's UBM has {k} and {d} (diag): "
-                "they belong to another UBM; accumulate them with this model's UBM."
-            )
-        n = stats.zeroth
-        if not (np.isfinite(n).all() and np.isfinite(stats.first).all() and np.isfinite(stats.shift).all()
-                and np.isfinite(stats.n_frames)):
-            raise ValueError(f"{what}: the statistics hold NaN or infinite values; they are corrupt.")
-        if np.any(n < 0):
-            raise ValueError(f"{what}: the statistics have negative counts (zeroth); they are corrupt.")
-        f = (stats.first + n[:, None] * (stats.shift - self.ubm_means_)) / self._ubm_std
-        return n, f.reshape(-1), stats.n_frames
-
     def _stack(self, utterances, what):
         """Counts (B, K), normalised first order (B, K*D) and frames (B,) of a list of statistics."""
-        parts = [self._normalised(stats, f"{what} {i}") for i, stats in enumerate(utterances)]
+        parts = [(*self._normalised(stats, f"{what} {i}"), stats.n_frames) for i, stats in enumerate(utterances)]
         k, d = self.ubm_means_.shape
         if not parts:
             return np.empty((0, k)), np.empty((0, k * d)), np.empty(0)
@@ -941,11 +864,3 @@ class ISV(ParamsMixin):
         model.n_speakers_ = model.n_sessions_ = model.n_skipped_speakers_ = 0
         return model
 
-    def save(self, path):
-        """Write the model to one ``.npz`` file (atomically, no pickle)."""
-        write_npz_atomic(path, self.to_arrays())
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by :meth:`save`."""
-        return cls.from_arrays(read_npz(path), source=f"ISV file {path}")

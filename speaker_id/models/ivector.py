@@ -87,13 +87,13 @@ def _packed_gram(T):
 
 
 # ---------------------------------------------------------------- validation
-def _check_ubm_model(ubm):
+def _check_ubm_model(ubm, what="the i-vector extractor"):
     if not isinstance(ubm, OnlineGMM):
         raise TypeError(f"ubm must be a streamgmm.OnlineGMM, got {type(ubm).__name__}.")
     ubm._check_is_fitted()
     if ubm.covariance_type != "diag":
         raise ValueError(
-            f"the i-vector extractor needs a diagonal-covariance UBM, got covariance_type="
+            f"{what} needs a diagonal-covariance UBM, got covariance_type="
             f"{ubm.covariance_type!r}; train the UBM with covariance_type='diag'."
         )
     return ubm
@@ -386,8 +386,113 @@ def estimate_total_variability(ivector_stats, previous, *, min_divergence=True):
     return T
 
 
+# ------------------------------------------------------------- subspace model
+class SubspaceModel(ParamsMixin):
+    """What the i-vector extractor and ISV share: a (K, D, R) subspace in a diagonal UBM's normalised space.
+
+    A subclass names the attribute holding the subspace (``_MATRIX``), itself
+    in messages (``_WHAT``) and how to retrain it (``_FIT``).
+    """
+
+    _MATRIX = ""
+    _WHAT = ""
+    _FIT = ""
+
+    def _check_is_fitted(self):
+        if getattr(self, self._MATRIX, None) is None:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit (or initialise) first.")
+
+    @property
+    def n_components_(self):
+        self._check_is_fitted()
+        return getattr(self, self._MATRIX).shape[0]
+
+    @property
+    def n_features_(self):
+        self._check_is_fitted()
+        return getattr(self, self._MATRIX).shape[1]
+
+    def _set_model(self, matrix, ubm_means, ubm_variances):
+        matrix = np.array(matrix, dtype=np.float64)
+        matrix.flags.writeable = False
+        setattr(self, self._MATRIX, matrix)
+        self.ubm_means_ = np.array(ubm_means, dtype=np.float64)
+        self.ubm_variances_ = np.array(ubm_variances, dtype=np.float64)
+        self._ubm_std = np.sqrt(self.ubm_variances_)
+
+    def _prepared(self):
+        """The subspace flattened to (K*D, R), its packed ``M_k^T M_k`` and the unpacking index.
+
+        Recomputed when the subspace is replaced.
+        """
+        self._check_is_fitted()
+        matrix = getattr(self, self._MATRIX)
+        if getattr(self, "_prepared_for", None) is not matrix:
+            k, d, r = matrix.shape
+            self._flat = np.ascontiguousarray(matrix.reshape(k * d, r))
+            self._gram = _packed_gram(matrix) if r else np.zeros((k, 0))
+            self._full_index = _packing(r)[2]
+            self._prepared_for = matrix
+        return self._flat, self._gram, self._full_index
+
+    def _random_subspace(self, ubm):
+        """A seeded random (K, D, rank) start for ``ubm``, after checking the rank fits it."""
+        _check_ubm_model(ubm, f"the {self._WHAT}")
+        k, d = ubm.means_.shape
+        if self.rank > k * d:
+            raise ValueError(
+                f"rank {self.rank} is larger than the supervector dimension K*D = {k}*{d} = {k * d} "
+                "of this UBM; choose rank <= K*D."
+            )
+        rng = _check_rng(self.random_state)
+        return rng.standard_normal((k, d, self.rank)) * np.sqrt(_INIT_VARIANCE / max(self.rank, 1))
+
+    def check_ubm(self, ubm):
+        """Raise ``ValueError`` unless ``ubm`` is the UBM this model was trained on."""
+        self._check_is_fitted()
+        _check_ubm_model(ubm, f"the {self._WHAT}")
+        if not (
+            ubm.means_.shape == self.ubm_means_.shape
+            and np.array_equal(ubm.means_, self.ubm_means_)
+            and np.array_equal(ubm.covariances_, self.ubm_variances_)
+        ):
+            raise ValueError(
+                f"the {self._WHAT} belongs to another UBM; retrain it with this UBM ({self._FIT}) "
+                "or load the UBM it was trained with."
+            )
+
+    def _normalised(self, stats, what):
+        """``(n (K,), f (K*D,))``: counts and centred, whitened first-order statistics."""
+        if not isinstance(stats, SufficientStats):
+            raise TypeError(f"{what}: expected streamgmm.SufficientStats, got {type(stats).__name__}.")
+        k, d = self.ubm_means_.shape
+        if stats.n_components != k or stats.n_features != d or stats.layout != "diag":
+            found = f"{stats.n_components} components and {stats.n_features} features ({stats.layout} layout)"
+            raise ValueError(
+                f"{what}: the statistics have {found} but the {self._WHAT}'s UBM has {k} and {d} (diag): "
+                "they belong to another UBM; accumulate them with this model's UBM."
+            )
+        n = stats.zeroth
+        if not (np.isfinite(n).all() and np.isfinite(stats.first).all() and np.isfinite(stats.shift).all()
+                and np.isfinite(stats.n_frames)):
+            raise ValueError(f"{what}: the statistics hold NaN or infinite values; they are corrupt.")
+        if np.any(n < 0):
+            raise ValueError(f"{what}: the statistics have negative counts (zeroth); they are corrupt.")
+        f = (stats.first + n[:, None] * (stats.shift - self.ubm_means_)) / self._ubm_std
+        return n, f.reshape(-1)
+
+    def save(self, path):
+        """Write the model to one ``.npz`` file (atomically, no pickle)."""
+        write_npz_atomic(path, self.to_arrays())
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`; every field is validated."""
+        return cls.from_arrays(read_npz(path), source=f"{cls._WHAT} file {path}")
+
+
 # ---------------------------------------------------------------- extractor
-class IvectorExtractor(ParamsMixin):
+class IvectorExtractor(SubspaceModel):
     """Total-variability model ``M = m + T w``, ``w ~ N(0, I)``, on a diagonal UBM's statistics.
 
     Parameters
@@ -445,6 +550,10 @@ class IvectorExtractor(ParamsMixin):
     True
     """
 
+    _MATRIX = "T_"
+    _WHAT = "extractor"
+    _FIT = "IvectorExtractor(...).fit(ubm, utterances)"
+
     def __init__(self, rank=100, *, max_iter=10, min_divergence=True, batch_size=64, random_state=None, verbose=0):
         self.rank = rank
         self.max_iter = max_iter
@@ -463,39 +572,6 @@ class IvectorExtractor(ParamsMixin):
         _check_rng(self.random_state)
 
     # ----------------------------------------------------------------- state
-    def _check_is_fitted(self):
-        if getattr(self, "T_", None) is None:
-            raise NotFittedError("this IvectorExtractor is not fitted yet; call fit (or initialise) first.")
-
-    @property
-    def n_components_(self):
-        self._check_is_fitted()
-        return self.T_.shape[0]
-
-    @property
-    def n_features_(self):
-        self._check_is_fitted()
-        return self.T_.shape[1]
-
-    def _set_model(self, T, ubm_means, ubm_variances):
-        T = np.array(T, dtype=np.float64)
-        T.flags.writeable = False
-        self.T_ = T
-        self.ubm_means_ = np.array(ubm_means, dtype=np.float64)
-        self.ubm_variances_ = np.array(ubm_variances, dtype=np.float64)
-        self._ubm_std = np.sqrt(self.ubm_variances_)
-
-    def _prepared(self):
-        """``T_`` flattened to (K*D, R) and the packed ``T_k^T T_k``, recomputed when ``T_`` is replaced."""
-        self._check_is_fitted()
-        if getattr(self, "_prepared_for", None) is not self.T_:
-            k, d, r = self.T_.shape
-            self._flat = np.ascontiguousarray(self.T_.reshape(k * d, r))
-            self._gram = _packed_gram(self.T_)
-            self._full_index = _packing(r)[2]
-            self._prepared_for = self.T_
-        return self._flat, self._gram, self._full_index
-
     def initialise(self, ubm):
         """Start from a random ``T`` (seeded by ``random_state``) for ``ubm``; ``fit`` calls it.
 
@@ -508,33 +584,11 @@ class IvectorExtractor(ParamsMixin):
         self
         """
         self._validate_params()
-        _check_ubm_model(ubm)
-        k, d = ubm.means_.shape
-        if self.rank > k * d:
-            raise ValueError(
-                f"rank {self.rank} is larger than the supervector dimension K*D = {k}*{d} = {k * d} "
-                "of this UBM; choose rank <= K*D."
-            )
-        rng = _check_rng(self.random_state)
-        T = rng.standard_normal((k, d, self.rank)) * np.sqrt(_INIT_VARIANCE / self.rank)
+        T = self._random_subspace(ubm)
         self._set_model(T, ubm.means_, ubm.covariances_)
         self.objective_ = []
         self.n_iter_ = 0
         return self
-
-    def check_ubm(self, ubm):
-        """Raise ``ValueError`` unless ``ubm`` is the UBM this extractor was trained on."""
-        self._check_is_fitted()
-        _check_ubm_model(ubm)
-        if not (
-            ubm.means_.shape == self.ubm_means_.shape
-            and np.array_equal(ubm.means_, self.ubm_means_)
-            and np.array_equal(ubm.covariances_, self.ubm_variances_)
-        ):
-            raise ValueError(
-                "the extractor belongs to another UBM; retrain it with this UBM "
-                "(IvectorExtractor(...).fit(ubm, utterances)) or load the UBM it was trained with."
-            )
 
     # ---------------------------------------------------------- statistics
     def _batches(self, utterances):
@@ -544,7 +598,7 @@ class IvectorExtractor(ParamsMixin):
         counts, first, frames = np.empty((size, k)), np.empty((size, k * d)), 0.0
         filled = 0
         for index, stats in enumerate(_as_utterances(utterances)):
-            counts[filled], first[filled] = self._normalised(stats, index)
+            counts[filled], first[filled] = self._normalised(stats, f"utterance {index}")
             frames += stats.n_frames
             filled += 1
             if filled == size:
@@ -553,25 +607,6 @@ class IvectorExtractor(ParamsMixin):
                 filled = 0
         if filled:
             yield counts[:filled], first[:filled], frames
-
-    def _normalised(self, stats, index):
-        """``(n (K,), f (K*D,))``: counts and centred, whitened first-order statistics."""
-        if not isinstance(stats, SufficientStats):
-            raise TypeError(f"utterance {index}: expected streamgmm.SufficientStats, got {type(stats).__name__}.")
-        k, d = self.ubm_means_.shape
-        if stats.n_components != k or stats.n_features != d or stats.layout != "diag":
-            found = f"{stats.n_components} components and {stats.n_features} features ({stats.layout} layout)"
-            raise ValueError(
-                f"utterance {index}: the statistics have {found} but the extractor's UBM has {k} and {d} "
-                "(diag): they belong to another UBM; accumulate them with this extractor's UBM."
-            )
-        n = stats.zeroth
-        if not (np.isfinite(n).all() and np.isfinite(stats.first).all() and np.isfinite(stats.shift).all()):
-            raise ValueError(f"utterance {index}: the statistics hold NaN or infinite values; they are corrupt.")
-        if np.any(n < 0):
-            raise ValueError(f"utterance {index}: the statistics have negative counts (zeroth); they are corrupt.")
-        f = (stats.first + n[:, None] * (stats.shift - self.ubm_means_)) / self._ubm_std
-        return n, f.reshape(-1)
 
     def _posteriors(self, counts, first, *, training):
         """Posterior means (B, R) and, when training, second moments packed (B, P) and log|L| (B,)."""
@@ -840,12 +875,3 @@ class IvectorExtractor(ParamsMixin):
         extractor.objective_ = [float(v) for v in objective]
         extractor.n_iter_ = int(n_iter)
         return extractor
-
-    def save(self, path):
-        """Write the extractor to one ``.npz`` file (atomically, no pickle)."""
-        write_npz_atomic(path, self.to_arrays())
-
-    @classmethod
-    def load(cls, path):
-        """Read an extractor written by :meth:`save`."""
-        return cls.from_arrays(read_npz(path), source=f"i-vector extractor file {path}")
