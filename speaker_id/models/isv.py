@@ -104,7 +104,6 @@ ISV_KIND = "speaker_id.ISV"
 STATS_KIND = "speaker_id.ISVStats"
 
 
-
 # ---------------------------------------------------------------- validation
 def _check_relevance(value):
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value) and value > 0
