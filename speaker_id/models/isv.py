@@ -88,7 +88,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamgmm import SufficientStats
-from streamgmm.io import check_header, header
 
 from .ivector import (
     IvectorStats,
@@ -299,6 +298,10 @@ class ISV(SubspaceModel):
     _MATRIX = "U_"
     _WHAT = "ISV model"
     _FIT = "ISV(...).fit(ubm, speakers)"
+    _KIND = ISV_KIND
+    _FIELD = "session_variability"
+    _SETTINGS = ("relevance_factor",)
+    _MIN_RANK = 0
 
     def __init__(self, rank=100, *, relevance_factor=16.0, max_iter=10, min_divergence=True, max_inner_iter=100,
                  inner_tol=1e-8, batch_size=64, random_state=None, verbose=0):
@@ -786,80 +789,10 @@ class ISV(SubspaceModel):
             parts.append(scores / frames[:, None])
         return np.concatenate(parts) if parts else np.empty((0, len(speakers)))
 
-    # ----------------------------------------------------------------- files
-    def to_arrays(self):
-        """The fitted model as a dict of plain arrays (for ``np.savez``; no pickle).
-
-        Returns
-        -------
-        dict of str to ndarray
-            ``kind``, ``format_version``, ``session_variability`` (K, D, R),
-            ``relevance_factor`` (), ``ubm_means`` (K, D), ``ubm_variances``
-            (K, D), ``objective`` (n_iter,) and ``n_iter`` ().
-        """
-        self._check_is_fitted()
-        return {
-            **header(ISV_KIND),
-            "session_variability": np.array(self.U_),
-            "relevance_factor": np.array(float(self.relevance_factor)),
-            "ubm_means": self.ubm_means_.copy(),
-            "ubm_variances": self.ubm_variances_.copy(),
-            "objective": np.array(self.objective_, dtype=np.float64),
-            "n_iter": np.array(int(self.n_iter_)),
-        }
-
     @classmethod
-    def from_arrays(cls, arrays, *, source="ISV model"):
-        """Rebuild a model from :meth:`to_arrays` output, validating everything.
-
-        Parameters
-        ----------
-        arrays : mapping of str to ndarray
-        source : str
-            What the arrays came from (e.g. ``"ISV file x.npz"``), for the messages.
-
-        Raises
-        ------
-        ValueError
-            Naming ``source`` if the kind or version is wrong, a field is
-            missing, shapes are inconsistent, or a value is not finite (or a
-            variance or the relevance factor not positive).
-        """
-        check_header(arrays, ISV_KIND, source)
-        names = ("session_variability", "relevance_factor", "ubm_means", "ubm_variances", "objective", "n_iter")
-        missing = [name for name in names if name not in arrays]
-        if missing:
-            raise ValueError(f"{source} is missing the field {missing[0]!r}; it is truncated or foreign.")
-        U, relevance, means, variances, objective, n_iter = (np.asarray(arrays[name]) for name in names)
-        if U.ndim != 3 or min(U.shape[:2], default=0) < 1:
-            raise ValueError(
-                f"{source}: session_variability must have shape (K, D, R), got {U.shape}; the file is corrupt."
-            )
-        k, d, r = U.shape
-        expected = (("ubm_means", means, (k, d)), ("ubm_variances", variances, (k, d)), ("n_iter", n_iter, ()),
-                    ("relevance_factor", relevance, ()))
-        for name, value, shape in expected:
-            if value.shape != shape:
-                raise ValueError(
-                    f"{source}: {name} has shape {value.shape} but session_variability {U.shape} needs {shape}; "
-                    "the file is corrupt."
-                )
-        if objective.ndim != 1:
-            raise ValueError(f"{source}: objective must be 1-D, got shape {objective.shape}; the file is corrupt.")
-        for name, value in (("session_variability", U), ("relevance_factor", relevance), ("ubm_means", means),
-                            ("ubm_variances", variances), ("objective", objective), ("n_iter", n_iter)):
-            if not np.issubdtype(value.dtype, np.number) or not np.isfinite(value).all():
-                raise ValueError(f"{source} holds non-numeric or non-finite values in {name!r}; the file is corrupt.")
-        if np.any(variances <= 0):
-            raise ValueError(f"{source}: ubm_variances must be positive; the file is corrupt.")
-        if relevance <= 0:
-            raise ValueError(f"{source}: relevance_factor must be positive; the file is corrupt.")
-        if not np.issubdtype(n_iter.dtype, np.integer) or n_iter < 0:
-            raise ValueError(f"{source}: n_iter must be a non-negative integer; the file is corrupt.")
-        model = cls(rank=r, relevance_factor=float(relevance))
-        model._set_model(U, means, variances)
-        model.objective_ = [float(v) for v in objective]
-        model.n_iter_ = int(n_iter)
+    def from_arrays(cls, arrays, *, source=None):
+        """Rebuild a model from :meth:`to_arrays` output (see :meth:`SubspaceModel.from_arrays`)."""
+        model = super().from_arrays(arrays, source=source)
         model.n_speakers_ = model.n_sessions_ = model.n_skipped_speakers_ = 0
         return model
 

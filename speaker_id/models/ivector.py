@@ -391,12 +391,17 @@ class SubspaceModel(ParamsMixin):
     """What the i-vector extractor and ISV share: a (K, D, R) subspace in a diagonal UBM's normalised space.
 
     A subclass names the attribute holding the subspace (``_MATRIX``), itself
-    in messages (``_WHAT``) and how to retrain it (``_FIT``).
+    in messages (``_WHAT``), how to retrain it (``_FIT``), and its file's kind
+    (``_KIND``), subspace field (``_FIELD``) and kept settings (``_SETTINGS``).
     """
 
     _MATRIX = ""
     _WHAT = ""
     _FIT = ""
+    _KIND = ""
+    _FIELD = ""  # the subspace's name in files
+    _SETTINGS: tuple = ()  # positive scalar constructor parameters kept in files
+    _MIN_RANK = 1
 
     def _check_is_fitted(self):
         if getattr(self, self._MATRIX, None) is None:
@@ -481,6 +486,85 @@ class SubspaceModel(ParamsMixin):
         f = (stats.first + n[:, None] * (stats.shift - self.ubm_means_)) / self._ubm_std
         return n, f.reshape(-1)
 
+    # ----------------------------------------------------------------- files
+    def to_arrays(self):
+        """The fitted model as a dict of plain arrays (for ``np.savez``; no pickle).
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``kind``, ``format_version``, the subspace under ``_FIELD``
+            (K, D, R), the settings named in ``_SETTINGS`` (each ()),
+            ``ubm_means`` (K, D), ``ubm_variances`` (K, D), ``objective``
+            (n_iter,) and ``n_iter`` (). Other constructor parameters only
+            matter to ``fit`` and are not kept.
+        """
+        self._check_is_fitted()
+        return {
+            **header(self._KIND),
+            self._FIELD: np.array(getattr(self, self._MATRIX)),
+            **{name: np.array(float(getattr(self, name))) for name in self._SETTINGS},
+            "ubm_means": self.ubm_means_.copy(),
+            "ubm_variances": self.ubm_variances_.copy(),
+            "objective": np.array(self.objective_, dtype=np.float64),
+            "n_iter": np.array(int(self.n_iter_)),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays, *, source=None):
+        """Rebuild a model from :meth:`to_arrays` output, validating everything.
+
+        Parameters
+        ----------
+        arrays : mapping of str to ndarray
+        source : str, optional
+            What the arrays came from (e.g. ``"extractor file x.npz"``), for the messages.
+
+        Raises
+        ------
+        ValueError
+            Naming ``source`` if the kind or version is wrong, a field is
+            missing, shapes are inconsistent, or a value is not finite (or a
+            variance or a setting not positive).
+        """
+        source = source or cls._WHAT
+        check_header(arrays, cls._KIND, source)
+        field = cls._FIELD
+        names = (field, *cls._SETTINGS, "ubm_means", "ubm_variances", "objective", "n_iter")
+        missing = [name for name in names if name not in arrays]
+        if missing:
+            raise ValueError(f"{source} is missing the field {missing[0]!r}; it is truncated or foreign.")
+        values = {name: np.asarray(arrays[name]) for name in names}
+        matrix, means, variances = values[field], values["ubm_means"], values["ubm_variances"]
+        if matrix.ndim != 3 or min(matrix.shape[:2], default=0) < 1 or matrix.shape[2] < cls._MIN_RANK:
+            raise ValueError(f"{source}: {field} must have shape (K, D, R), got {matrix.shape}; the file is corrupt.")
+        k, d, r = matrix.shape
+        expected = {"ubm_means": (k, d), "ubm_variances": (k, d), "n_iter": (), **{s: () for s in cls._SETTINGS}}
+        for name, shape in expected.items():
+            if values[name].shape != shape:
+                raise ValueError(
+                    f"{source}: {name} has shape {values[name].shape} but {field} {matrix.shape} needs {shape}; "
+                    "the file is corrupt."
+                )
+        if values["objective"].ndim != 1:
+            raise ValueError(
+                f"{source}: objective must be 1-D, got shape {values['objective'].shape}; the file is corrupt."
+            )
+        for name, value in values.items():
+            if not np.issubdtype(value.dtype, np.number) or not np.isfinite(value).all():
+                raise ValueError(f"{source} holds non-numeric or non-finite values in {name!r}; the file is corrupt.")
+        for name in ("ubm_variances", *cls._SETTINGS):
+            if np.any(values[name] <= 0):
+                raise ValueError(f"{source}: {name} must be positive; the file is corrupt.")
+        n_iter = values["n_iter"]
+        if not np.issubdtype(n_iter.dtype, np.integer) or n_iter < 0:
+            raise ValueError(f"{source}: n_iter must be a non-negative integer; the file is corrupt.")
+        model = cls(rank=r, **{name: float(values[name]) for name in cls._SETTINGS})
+        model._set_model(matrix, means, variances)
+        model.objective_ = [float(v) for v in values["objective"]]
+        model.n_iter_ = int(n_iter)
+        return model
+
     def save(self, path):
         """Write the model to one ``.npz`` file (atomically, no pickle)."""
         write_npz_atomic(path, self.to_arrays())
@@ -553,6 +637,8 @@ class IvectorExtractor(SubspaceModel):
     _MATRIX = "T_"
     _WHAT = "extractor"
     _FIT = "IvectorExtractor(...).fit(ubm, utterances)"
+    _KIND = EXTRACTOR_KIND
+    _FIELD = "total_variability"
 
     def __init__(self, rank=100, *, max_iter=10, min_divergence=True, batch_size=64, random_state=None, verbose=0):
         self.rank = rank
@@ -801,77 +887,3 @@ class IvectorExtractor(SubspaceModel):
         mean = means[0]
         second = seconds[0][_packing(mean.size)[2]]
         return mean, second - np.outer(mean, mean)
-
-    # ----------------------------------------------------------------- files
-    def to_arrays(self):
-        """The fitted extractor as a dict of plain arrays (for ``np.savez``; no pickle).
-
-        Returns
-        -------
-        dict of str to ndarray
-            ``kind``, ``format_version``, ``total_variability`` (K, D, R),
-            ``ubm_means`` (K, D), ``ubm_variances`` (K, D), ``objective``
-            (n_iter,) and ``n_iter`` (). Constructor parameters other than
-            ``rank`` (``T``'s last dimension) only matter to ``fit`` and are
-            not kept.
-        """
-        self._check_is_fitted()
-        return {
-            **header(EXTRACTOR_KIND),
-            "total_variability": np.array(self.T_),
-            "ubm_means": self.ubm_means_.copy(),
-            "ubm_variances": self.ubm_variances_.copy(),
-            "objective": np.array(self.objective_, dtype=np.float64),
-            "n_iter": np.array(int(self.n_iter_)),
-        }
-
-    @classmethod
-    def from_arrays(cls, arrays, *, source="i-vector extractor"):
-        """Rebuild an extractor from :meth:`to_arrays` output, validating everything.
-
-        Parameters
-        ----------
-        arrays : mapping of str to ndarray
-        source : str
-            What the arrays came from (e.g. ``"extractor file x.npz"``), for the messages.
-
-        Raises
-        ------
-        ValueError
-            Naming ``source`` if the kind or version is wrong, a field is
-            missing, shapes are inconsistent, or a value is not finite (or a
-            variance not positive).
-        """
-        check_header(arrays, EXTRACTOR_KIND, source)
-        names = ("total_variability", "ubm_means", "ubm_variances", "objective", "n_iter")
-        missing = [name for name in names if name not in arrays]
-        if missing:
-            raise ValueError(f"{source} is missing the field {missing[0]!r}; it is truncated or foreign.")
-        T, means, variances, objective, n_iter = (np.asarray(arrays[name]) for name in names)
-        if T.ndim != 3 or min(T.shape, default=0) < 1:
-            raise ValueError(
-                f"{source}: total_variability must have shape (K, D, R), got {T.shape}; the file is corrupt."
-            )
-        k, d, r = T.shape
-        expected = (("ubm_means", means, (k, d)), ("ubm_variances", variances, (k, d)), ("n_iter", n_iter, ()))
-        for name, value, shape in expected:
-            if value.shape != shape:
-                raise ValueError(
-                    f"{source}: {name} has shape {value.shape} but total_variability {T.shape} needs {shape}; "
-                    "the file is corrupt."
-                )
-        if objective.ndim != 1:
-            raise ValueError(f"{source}: objective must be 1-D, got shape {objective.shape}; the file is corrupt.")
-        for name, value in (("total_variability", T), ("ubm_means", means), ("ubm_variances", variances),
-                            ("objective", objective), ("n_iter", n_iter)):
-            if not np.issubdtype(value.dtype, np.number) or not np.isfinite(value).all():
-                raise ValueError(f"{source} holds non-numeric or non-finite values in {name!r}; the file is corrupt.")
-        if np.any(variances <= 0):
-            raise ValueError(f"{source}: ubm_variances must be positive; the file is corrupt.")
-        if not np.issubdtype(n_iter.dtype, np.integer) or n_iter < 0:
-            raise ValueError(f"{source}: n_iter must be a non-negative integer; the file is corrupt.")
-        extractor = cls(rank=r)
-        extractor._set_model(T, means, variances)
-        extractor.objective_ = [float(v) for v in objective]
-        extractor.n_iter_ = int(n_iter)
-        return extractor
