@@ -1,7 +1,11 @@
 """Shared fixtures: small generated mixtures with known parameters."""
 
+import warnings
+
 import numpy as np
 import pytest
+
+from streamgmm import OnlineGMM
 
 
 def make_mixture(n, weights, means, stds, seed=0, dtype=np.float64):
@@ -21,3 +25,14 @@ def blobs():
     stds = np.array([[1.0, 0.5, 0.8], [0.7, 1.2, 1.0], [1.0, 1.0, 0.4], [0.6, 0.9, 1.1]])
     X, labels = make_mixture(1200, [0.3, 0.2, 0.25, 0.25], means, stds, seed=3)
     return X, labels, means, stds
+
+
+def fit_ubm(n_components, n_features, seed):
+    """A diagonal UBM fitted on frames around well-spread random centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=4.0, size=(n_components, n_features))
+    X = centres[rng.integers(n_components, size=200 * n_components)]
+    X = X + rng.normal(size=X.shape) * rng.uniform(0.5, 1.5, size=n_features)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return OnlineGMM(n_components, covariance_type="diag", random_state=seed, max_iter=20).fit(X)

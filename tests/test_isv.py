@@ -12,10 +12,10 @@ system; log-densities by scipy) from the generated normalised statistics,
 never taken from the model.
 """
 
-import warnings
 
 import numpy as np
 import pytest
+from conftest import fit_ubm
 from scipy.linalg import subspace_angles
 from scipy.stats import multivariate_normal
 
@@ -26,16 +26,6 @@ from streamgmm import NotFittedError, OnlineGMM, SufficientStats, accumulate
 K, D, R = 8, 3, 2
 RELEVANCE = 4.0
 DSCALE = 1.0 / np.sqrt(RELEVANCE)
-
-
-def fit_ubm(n_components, n_features, seed):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(scale=4.0, size=(n_components, n_features))
-    X = centres[rng.integers(n_components, size=200 * n_components)]
-    X = X + rng.normal(size=X.shape) * rng.uniform(0.5, 1.5, size=n_features)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return OnlineGMM(n_components, covariance_type="diag", random_state=seed, max_iter=20).fit(X)
 
 
 @pytest.fixture(scope="module")

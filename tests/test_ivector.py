@@ -9,28 +9,22 @@ are computed here with dense supervector algebra from the generated
 normalised statistics, never taken from the extractor.
 """
 
-import warnings
 
 import numpy as np
 import pytest
+from conftest import fit_ubm
 from scipy.linalg import subspace_angles
 from scipy.stats import multivariate_normal
 
-from speaker_id.models.ivector import IvectorExtractor, IvectorStats, estimate_total_variability
+from speaker_id.models.ivector import (
+    IvectorExtractor,
+    IvectorStats,
+    estimate_total_variability,
+)
 from streamgmm import NotFittedError, OnlineGMM, SufficientStats, accumulate
 
 K, D, R = 12, 4, 3
 N_UTTERANCES = 300
-
-
-def fit_ubm(n_components, n_features, seed):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(scale=4.0, size=(n_components, n_features))
-    X = centres[rng.integers(n_components, size=200 * n_components)]
-    X = X + rng.normal(size=X.shape) * rng.uniform(0.5, 1.5, size=n_features)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return OnlineGMM(n_components, covariance_type="diag", random_state=seed, max_iter=20).fit(X)
 
 
 @pytest.fixture(scope="module")
