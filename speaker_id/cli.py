@@ -30,6 +30,20 @@ def _add_common(parser, store=True, json_help="print one JSON object instead of 
     parser.add_argument("--json", action="store_true", help=json_help)
 
 
+def _add_backend_options(parser):
+    parser.add_argument("--backend", choices=("gmm", "ivector"), default="gmm",
+                        help="gmm (default): MAP-adapted speaker GMMs and frame log-likelihood ratios; ivector: "
+                             "i-vectors, LDA and PLDA trained on the training speakers")
+    parser.add_argument("--ivector-rank", type=int, default=200, metavar="R", help="i-vector dimension (default 200)")
+    parser.add_argument("--lda-dim", type=int, default=150, metavar="N",
+                        help="LDA dimension, at most the training speakers - 1 (default 150)")
+    parser.add_argument("--ivector-scoring", choices=("plda", "cosine"), default="plda")
+
+
+def _ivector_options(args):
+    return {"rank": args.ivector_rank, "lda_dim": args.lda_dim, "scoring": args.ivector_scoring}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speaker-id",
@@ -57,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "weights,means,variances (default means)")
     p.add_argument("--jobs", type=int, default=2, help="feature extraction processes (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store's UBM and drop its speakers")
+    _add_backend_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser("enroll", help="enroll a speaker, or add audio to an enrolled one",
@@ -145,13 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--norm", choices=("none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm"), default=None,
                    help="score normalisation for the normalised figures (default: snorm for kaldi; none for fsdd, "
                         "whose training speakers are its test speakers)")
-    p.add_argument("--backend", choices=("gmm", "ivector"), default="gmm",
-                   help="gmm (default): MAP-adapted speaker GMMs and frame log-likelihood ratios; ivector: "
-                        "i-vectors, LDA and PLDA trained on the training speakers")
-    p.add_argument("--ivector-rank", type=int, default=200, metavar="R", help="i-vector dimension (default 200)")
-    p.add_argument("--lda-dim", type=int, default=150, metavar="N",
-                   help="LDA dimension, at most the training speakers - 1 (default 150)")
-    p.add_argument("--ivector-scoring", choices=("plda", "cosine"), default="plda")
+    _add_backend_options(p)
     p.add_argument("--cohort", choices=("train", "enrolled"), default="train",
                    help="train (default): cohort models and Z-norm impostors from the training speakers only; "
                         "enrolled: the other enrolled speakers, which is OPTIMISTIC (they are the speakers under test)")
@@ -186,21 +195,27 @@ def _batch_size(args):
 
 
 def cmd_train_ubm(args, out):
-    from .evaluation.corpora import audio_paths
+    from .evaluation.corpora import audio_paths, labelled_audio_paths
+    from .operations import train_ivector_backend
     from .frontend.config import FeatureConfig
     from .models.ubm import train_ubm
     from .store import SpeakerStore
 
-    paths = audio_paths(args.audio)
+    if args.backend == "ivector":
+        paths, speakers = labelled_audio_paths(args.audio)
+    else:
+        paths = audio_paths(args.audio)
     adapt = tuple(a.strip() for a in args.adapt.split(",") if a.strip())
     config = FeatureConfig(sr=args.sr)
     ubm = train_ubm(paths, config, n_components=args.components, max_iter=args.max_iter,
                     learning_method=args.learning_method, batch_size=_batch_size(args),
                     n_jobs=args.jobs, progress=not (args.quiet or args.json))
+    backend = (train_ivector_backend(ubm, paths, speakers, config, n_jobs=args.jobs, **_ivector_options(args))
+               if args.backend == "ivector" else None)
     store = SpeakerStore.create(args.store, ubm, config, relevance_factor=args.relevance_factor,
-                                adapt=adapt, overwrite=args.overwrite)
+                                adapt=adapt, overwrite=args.overwrite, backend=backend)
     result = {"store": str(store.path), "files": len(paths), "components": args.components,
-              "learning_method": args.learning_method, "iterations": ubm.n_iter_,
+              "learning_method": args.learning_method, "backend": args.backend, "iterations": ubm.n_iter_,
               "converged": bool(ubm.converged_), "log_likelihood_per_frame": float(ubm.lower_bound_)}
     if args.learning_method == "online":
         how = f"one online EM pass, {ubm.n_iter_} updates"
@@ -359,8 +374,7 @@ def cmd_evaluate(args, out):
                       learning_method=args.learning_method, batch_size=_batch_size(args),
                       relevance_factor=args.relevance_factor, top_c=args.top_c, norm=args.norm,
                       cohort=args.cohort, top_n=args.top_n, n_jobs=args.jobs, p_targets=args.p_target,
-                      backend=args.backend, ivector_options={"rank": args.ivector_rank, "lda_dim": args.lda_dim,
-                                                             "scoring": args.ivector_scoring})
+                      backend=args.backend, ivector_options=_ivector_options(args))
     if args.scores_out:
         result.write_trials(args.scores_out)
     if args.det:

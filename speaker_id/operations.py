@@ -10,10 +10,40 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import numpy as np
+
+from streamgmm import accumulate
+
 from . import scoring
 from .frontend.extraction import extract_files
 from .models.adaptation import speaker_stats
+from .models.ivector_backend import IvectorBackend, training_sessions
 from .store import SpeakerStore
+
+
+def train_ivector_backend(ubm, paths: Sequence, speakers: Sequence, config, *, n_jobs: int = 2, **options):
+    """An :class:`~speaker_id.models.ivector_backend.IvectorBackend` trained on labelled audio files.
+
+    Parameters
+    ----------
+    ubm : OnlineGMM
+        The store's UBM, trained on the same front end.
+    paths : sequence of path-like
+    speakers : sequence of str
+        The speaker of each file; LDA and PLDA need at least 3 speakers,
+        most of them with several files.
+    config : FeatureConfig
+    n_jobs : int, default=2
+    **options
+        Keyword arguments of ``IvectorBackend`` (``rank``, ``lda_dim``, ``scoring``, ...).
+
+    Returns
+    -------
+    IvectorBackend
+    """
+    features = extract_files(list(paths), config, n_jobs=n_jobs)
+    stats, labels = training_sessions(list(speakers), features, ubm)
+    return IvectorBackend(**options).fit(ubm, stats, labels)
 
 
 def enroll_files(store: SpeakerStore, name: str, paths: Sequence, *, mode: str = "add", n_jobs: int = 1) -> dict:
@@ -27,11 +57,29 @@ def enroll_files(store: SpeakerStore, name: str, paths: Sequence, *, mode: str =
     return store.enroll_stats(name, stats, n_utterances=len(features), mode=mode)
 
 
+def _scores(store: SpeakerStore, names, features, top_c):
+    """Scores of one utterance's features against enrolled speakers, with the store's back end.
+
+    ``"gmm"``: average frame log-likelihood ratio of MAP-adapted models;
+    ``"ivector"``: PLDA (or cosine) score of its i-vector. Shape (len(names),).
+    """
+    if store.backend == "ivector":
+        backend = store.ivector_backend
+        enrolled = np.array([store.speaker_vector(name) for name in names])
+        test = backend.vectors([accumulate(store.ubm, features)])
+        return backend.score(enrolled, np.ones(len(names)), test)[0]
+    models = {name: store.speaker_model(name) for name in names}
+    return scoring.SpeakerScorer(store.ubm, models, top_c=top_c).score(features)
+
+
 def verify_file(store: SpeakerStore, name: str, path, *, threshold: float = 0.0, top_c: Optional[int] = 5) -> dict:
-    """Score ``path`` against speaker ``name``; accept when the average LLR reaches ``threshold``."""
-    model = store.speaker_model(name)
+    """Score ``path`` against speaker ``name``; accept when the score reaches ``threshold``.
+
+    The score is the store's back end's: the average frame LLR (``gmm``) or
+    the PLDA LLR of the i-vectors (``ivector``).
+    """
     features = extract_files([path], store.feature_config, n_jobs=1)[0]
-    score = float(scoring.llr(store.ubm, model, features, top_c=top_c))
+    score = float(_scores(store, [name], features, top_c)[0])
     return {"speaker": name, "audio": str(path), "score": score, "threshold": float(threshold),
             "accepted": bool(scoring.verify(score, threshold)), "n_frames": int(len(features))}
 
@@ -41,9 +89,8 @@ def identify_file(store: SpeakerStore, path, *, threshold: Optional[float] = Non
     names = store.speakers()
     if not names:
         raise ValueError(f"the store {store.path} has no enrolled speakers; run `speaker-id enroll` first.")
-    models = {name: store.speaker_model(name) for name in names}
     features = extract_files([path], store.feature_config, n_jobs=1)[0]
-    scores = scoring.SpeakerScorer(store.ubm, models, top_c=top_c).score(features)
+    scores = _scores(store, names, features, top_c)
     best, best_score = scoring.identify(scores, names, threshold)
     ranking = sorted(zip(names, scores.tolist()), key=lambda item: -item[1])
     return {"audio": str(path), "speaker": best, "score": float(best_score),

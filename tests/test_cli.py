@@ -284,3 +284,76 @@ def test_train_ubm_online_in_one_pass(voices, tmp_path, capsys):
     assert main(["enroll", "--store", store, "spk000", *map(str, by_speaker["spk000"][:3])]) == 0
     assert main(["verify", "--store", store, "spk000", str(by_speaker["spk000"][4]), "--threshold=-1000"]) == 0
     _expect_error(capsys, argv[:3] + ["--overwrite", "--batch-size", "0", *background], 3, "batch_size")
+
+
+@pytest.fixture(scope="module")
+def ivector_store(voices, tmp_path_factory):
+    """A store with the i-vector back end, trained on spk004..spk009 (speakers from their folder names)."""
+    root, by_speaker = voices
+    store = tmp_path_factory.mktemp("stores") / "ivector-store"
+    background = [str(root / f"spk{i:03d}") for i in range(4, 10)]
+    assert main(["train-ubm", "--store", str(store), "--components", "16", "--max-iter", "15", "--jobs", "1",
+                 "--quiet", "--backend", "ivector", "--ivector-rank", "10", "--lda-dim", "5", *background]) == 0
+    for name in ("spk000", "spk001", "spk002", "spk003"):
+        assert main(["enroll", "--store", str(store), name, *map(str, by_speaker[name][:3])]) == 0
+    return store
+
+
+def test_ivector_store_identifies_and_verifies(ivector_store, voices, capsys):
+    from speaker_id.store import SpeakerStore
+
+    store = SpeakerStore.open(ivector_store)
+    assert store.backend == "ivector" and store.ivector_backend.lda_dim_ == 5
+    _, by_speaker = voices
+    correct = 0
+    for name in ("spk000", "spk001", "spk002", "spk003"):
+        for path in by_speaker[name][3:]:
+            main(["identify", "--store", str(ivector_store), str(path), "--json"])
+            correct += _json(capsys)["speaker"] == name
+    # 8 held-out recordings of 4 voices, back end trained on 6 other voices: above chance (2 of 8)
+    assert correct >= 5
+    main(["verify", "--store", str(ivector_store), "spk000", str(by_speaker["spk000"][4]), "--json",
+          "--threshold=-1000"])
+    target = _json(capsys)["score"]
+    main(["verify", "--store", str(ivector_store), "spk001", str(by_speaker["spk000"][4]), "--json",
+          "--threshold=-1000"])
+    assert target > _json(capsys)["score"]
+
+
+def test_ivector_store_refuses_live_scoring_and_keeps_enrollment_additive(ivector_store, voices, capsys):
+    from speaker_id.store import SpeakerStore
+
+    _, by_speaker = voices
+    code = main(["stream", "--store", str(ivector_store), str(by_speaker["spk000"][3])])
+    assert code == 3 and "ivector back end" in capsys.readouterr().err
+    store = SpeakerStore.open(ivector_store)
+    backend = store.ivector_backend
+    assert store.ivector_backend is backend  # read from disk once
+    # the speaker is the i-vector of all its enrollment statistics: enrolling more later adds statistics
+    stats = store.load_stats("spk002")
+    np.testing.assert_allclose(store.speaker_vector("spk002"), backend.vectors([stats])[0])
+
+
+def test_ivector_store_refuses_a_damaged_or_foreign_backend_file(ivector_store, store, tmp_path):
+    import shutil
+
+    from speaker_id.store import ForeignModelError, InvalidStoreError, SpeakerStore
+
+    copy = tmp_path / "copy"
+    shutil.copytree(ivector_store, copy)
+    arrays = dict(np.load(copy / "backend.npz"))
+    np.savez(copy / "backend.npz", **dict(arrays, ubm_fingerprint=np.array("0" * 64)))
+    with pytest.raises(ForeignModelError, match="belongs to another UBM"):
+        SpeakerStore.open(copy).ivector_backend
+    (copy / "backend.npz").write_bytes(b"not a zip")
+    with pytest.raises(InvalidStoreError, match="unusable"):
+        SpeakerStore.open(copy).ivector_backend
+
+
+def test_gmm_store_has_no_ivector_backend(store):
+    from speaker_id.store import SpeakerStore
+
+    opened = SpeakerStore.open(store)
+    assert opened.backend == "gmm" and not (store / "backend.npz").exists()
+    with pytest.raises(ValueError, match="uses the gmm back end"):
+        opened.ivector_backend

@@ -7,8 +7,7 @@ import pytest
 
 from speaker_id.evaluation.corpora import Utterance
 from speaker_id.evaluation.metrics import eer
-from speaker_id.evaluation.trials import training_sessions
-from speaker_id.models.ivector_backend import IvectorBackend
+from speaker_id.models.ivector_backend import IvectorBackend, training_sessions
 from streamgmm import OnlineGMM, accumulate
 
 N_SPEAKERS, N_SESSIONS, D = 12, 6, 4
@@ -108,7 +107,8 @@ def test_single_utterance_speakers_train_on_segments(corpus):
                 Path("b2.wav"): rng.normal(size=(60, D)), Path("c.wav"): rng.normal(size=(100, D))}
     utts = [Utterance("a", "a", "a.wav"), Utterance("b1", "b", "b1.wav"), Utterance("b2", "b", "b2.wav"),
             Utterance("c", "c", "c.wav")]
-    stats, labels = training_sessions(utts, features, ubm, segment_frames=300)
+    stats, labels = training_sessions([u.speaker for u in utts], [features[u.path] for u in utts], ubm,
+                                      segment_frames=300)
     # a: 700 frames -> two whole segments of 300; b: its two utterances; c: too short to cut, one session
     assert labels.tolist() == ["a", "a", "b", "b", "c"]
     assert [s.n_frames for s in stats] == [300.0, 300.0, 50.0, 60.0, 100.0]

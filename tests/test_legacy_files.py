@@ -57,6 +57,7 @@ def test_legacy_store_opens_with_its_settings_and_speakers(store):
     assert store.speakers() == ["Bob Smith", "alice"]
     assert store.feature_config == FeatureConfig(sr=8000, n_mfcc=4, deltas=False)
     assert (store.relevance_factor, store.adapt) == (8.0, ("means",))
+    assert store.backend == "gmm"  # written before the i-vector back end existed
     np.testing.assert_array_equal(store.ubm.means_, load(LEGACY / "ubm_model.npz").means_)
     for name in SPEAKER_OFFSETS:
         stats = store.load_stats(name)

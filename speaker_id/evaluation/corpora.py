@@ -412,6 +412,49 @@ def read_kaldi_dir(
     return [Utterance(utt, spk[utt], wavs[utt]) for utt in sorted(wavs)]
 
 
+def labelled_audio_paths(items: Iterable[PathLike]) -> tuple:
+    """Audio files named on a command line, each with its speaker.
+
+    Parameters
+    ----------
+    items : iterable of str or os.PathLike
+        Kaldi ``wav.scp`` files (the speakers come from the ``utt2spk``
+        beside them), audio files or directories (the speaker of a file is
+        the name of the folder holding it, as in ``corpus/alice/1.wav``).
+
+    Returns
+    -------
+    paths : list of path-like
+    speakers : list of str
+
+    Raises
+    ------
+    DatasetError
+        As :func:`audio_paths` and :func:`read_kaldi_dir`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ["alice/1.wav", "alice/2.wav", "bob/1.wav"]:
+    ...     (d / name).parent.mkdir(exist_ok=True)
+    ...     _ = (d / name).write_bytes(b"")
+    >>> labelled_audio_paths([d])[1]
+    ['alice', 'alice', 'bob']
+    """
+    paths, speakers = [], []
+    for item in items:
+        if Path(item).name == "wav.scp" or str(item).endswith(".scp"):
+            utts = read_kaldi_dir(Path(item).parent)
+            paths += [u.path for u in utts]
+            speakers += [u.speaker for u in utts]
+        else:
+            found = scan_audio([item])
+            paths += found
+            speakers += [Path(p).parent.name for p in found]
+    return paths, speakers
+
+
 def audio_paths(items: Iterable[PathLike]) -> list:
     """Audio files named on a command line: files, directories, Kaldi ``wav.scp`` lists.
 

@@ -22,7 +22,7 @@ from streamgmm.io import write_atomic
 from .. import scoring
 from ..frontend.config import FeatureConfig
 from ..frontend.extraction import extract_files
-from ..models.ivector_backend import IvectorBackend
+from ..models.ivector_backend import IvectorBackend, training_sessions
 from ..models.ubm import DEFAULT_BATCH_SIZE, check_learning_method, fit_ubm
 from ..scoring.normalization import normalise_scores
 from . import metrics
@@ -33,7 +33,6 @@ from .trials import (
     GmmTrials,
     IvectorTrials,
     cohort_scores,
-    training_sessions,
 )
 
 
@@ -173,7 +172,7 @@ def evaluate(
         ``gmm``: MAP-adapted speaker GMMs scored by the frame log-likelihood
         ratio. ``ivector``: an :class:`~speaker_id.models.ivector_backend.IvectorBackend`
         (i-vector extractor, LDA, PLDA) trained on the training speakers'
-        statistics (see :func:`~speaker_id.evaluation.trials.training_sessions`); speakers are the sums of
+        statistics (see :func:`~speaker_id.models.ivector_backend.training_sessions`); speakers are the sums of
         their enrollment utterances' vectors.
     ivector_options : dict, optional
         Keyword arguments of ``IvectorBackend`` (``rank``, ``lda_dim``,
@@ -242,7 +241,8 @@ def evaluate(
     if backend == "gmm":
         trials = GmmTrials(ubm, relevance_factor, adapt, top_c)
     else:
-        sessions, session_labels = training_sessions(split.train, features, ubm)
+        sessions, session_labels = training_sessions([u.speaker for u in split.train],
+                                                     [features[u.path] for u in split.train], ubm)
         trials = IvectorTrials(ubm, IvectorBackend(**(ivector_options or {})).fit(ubm, sessions, session_labels))
     clock["backend"] = time.perf_counter()
     trials.enroll(speakers, [[features[u.path] for u in split.enroll[s]] for s in speakers])

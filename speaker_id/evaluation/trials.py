@@ -35,39 +35,6 @@ class GmmTrials:
         return np.array([scorer.score(X) for X in feature_arrays]).reshape(len(feature_arrays), len(names))
 
 
-def training_sessions(utterances, features, ubm, segment_frames=300):
-    """Labelled statistics to train a back end on: one session per utterance.
-
-    A speaker with a single utterance has no second session to show how a
-    voice varies; its utterance is cut into segments of ``segment_frames``
-    (when it holds two or more) that stand in as its sessions.
-
-    Parameters
-    ----------
-    utterances : list of Utterance
-    features : dict of path to ndarray of shape (n_frames, n_features)
-    ubm : OnlineGMM
-    segment_frames : int, default=300
-        3 s of speech at 100 frames per second.
-
-    Returns
-    -------
-    stats : list of SufficientStats
-    labels : ndarray of str, shape (n_sessions,)
-    """
-    by_speaker: dict = {}
-    for utt in utterances:
-        by_speaker.setdefault(utt.speaker, []).append(features[utt.path])
-    stats, labels = [], []
-    for speaker, arrays in by_speaker.items():
-        if len(arrays) == 1 and len(arrays[0]) >= 2 * segment_frames:
-            X = arrays[0]
-            arrays = [X[i:i + segment_frames] for i in range(0, len(X) - segment_frames + 1, segment_frames)]
-        stats += [accumulate(ubm, X) for X in arrays]
-        labels += [speaker] * len(arrays)
-    return stats, np.array(labels)
-
-
 class IvectorTrials:
     """Speakers as sums of processed i-vectors, scored by PLDA (or cosine)."""
 

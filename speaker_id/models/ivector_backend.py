@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamgmm import SufficientStats
+from streamgmm import SufficientStats, accumulate
 from streamgmm.base import ParamsMixin
 from streamgmm.io import check_header, header
 
@@ -217,3 +217,39 @@ class IvectorBackend(ParamsMixin):
                              f"not rank {rank}; the file is corrupt.")
         backend.lda_dim_ = backend.lda_.components_.shape[0]
         return backend
+
+
+def training_sessions(speakers, features, ubm, segment_frames=300):
+    """Labelled statistics to train the back end on: one session per utterance.
+
+    A speaker with a single utterance has no second session to show how a
+    voice varies; its utterance is cut into segments of ``segment_frames``
+    (when it holds two or more) that stand in as its sessions.
+
+    Parameters
+    ----------
+    speakers : sequence of str, length n_utterances
+        The speaker of each utterance.
+    features : sequence of ndarray of shape (n_frames_i, n_features)
+    ubm : OnlineGMM
+    segment_frames : int, default=300
+        3 s of speech at 100 frames per second.
+
+    Returns
+    -------
+    stats : list of SufficientStats
+    labels : ndarray of str, shape (n_sessions,)
+    """
+    if len(speakers) != len(features):
+        raise ValueError(f"got {len(features)} feature arrays but {len(speakers)} speakers; pass one per utterance.")
+    by_speaker: dict = {}
+    for speaker, X in zip(speakers, features):
+        by_speaker.setdefault(speaker, []).append(X)
+    stats, labels = [], []
+    for speaker, arrays in by_speaker.items():
+        if len(arrays) == 1 and len(arrays[0]) >= 2 * segment_frames:
+            X = arrays[0]
+            arrays = [X[i:i + segment_frames] for i in range(0, len(X) - segment_frames + 1, segment_frames)]
+        stats += [accumulate(ubm, X) for X in arrays]
+        labels += [speaker] * len(arrays)
+    return stats, np.array(labels)

@@ -285,6 +285,11 @@ class StreamScorer:
         ValueError
             If the store has no enrolled speaker.
         """
+        if store.backend != "gmm":
+            raise ValueError(
+                f"speaker store {store.path} uses the {store.backend} back end; live scoring scores frames "
+                "against MAP-adapted GMMs: stream with a store trained with --backend gmm."
+            )
         names = store.speakers()
         if not names:
             raise ValueError(f"the store {store.path} has no enrolled speakers; run `speaker-id enroll` first")

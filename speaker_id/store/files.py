@@ -14,6 +14,7 @@ from streamgmm.io import write_atomic
 
 from .errors import StoreLockedError
 from .manifest import (
+    BACKEND_NAME,
     _SPEAKER_FILE_RE,
     _TEMP_FILE_RE,
     LOCK_NAME,
@@ -73,7 +74,11 @@ def _locked(root, timeout):
 
 
 def _clean_orphans(root, manifest):
-    """Delete speaker files the manifest does not list and temporary files of crashed writes (lock held)."""
+    """Delete files the manifest does not refer to (lock held).
+
+    Speaker files it does not list, temporary files of crashed writes, and a
+    back-end file left by an i-vector store replaced by a GMM one.
+    """
     root = Path(root)
     referenced = {entry["file"] for entry in manifest["speakers"].values()}
     speakers_dir = root / SPEAKERS_DIR
@@ -85,7 +90,9 @@ def _clean_orphans(root, manifest):
         ]
     candidates += [
         e for e in os.scandir(root)
-        if re.fullmatch(rf"\.({re.escape(MANIFEST_NAME)}|{re.escape(UBM_NAME)})\..+\.tmp", e.name)
+        if re.fullmatch(rf"\.({re.escape(MANIFEST_NAME)}|{re.escape(UBM_NAME)}|{re.escape(BACKEND_NAME)})\..+\.tmp",
+                        e.name)
+        or (e.name == BACKEND_NAME and manifest["backend"] != "ivector")
     ]
     for entry in candidates:
         if entry.is_file(follow_symlinks=False):

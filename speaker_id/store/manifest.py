@@ -29,6 +29,8 @@ FORMAT_VERSION = 1
 STORE_KIND = "speaker_id.SpeakerStore"
 MANIFEST_NAME = "manifest.json"
 UBM_NAME = "ubm.npz"
+BACKEND_NAME = "backend.npz"  # the i-vector back end of a store whose backend is "ivector"
+BACKENDS = ("gmm", "ivector")
 SPEAKERS_DIR = "speakers"
 LOCK_NAME = ".lock"
 
@@ -127,7 +129,8 @@ def _check_adapt(adapt):
     return tuple(a for a in ADAPTABLE if a in requested)
 
 
-def new_manifest(feature_config, relevance_factor, adapt, ubm, *, generation, created, updated, speakers):
+def new_manifest(feature_config, relevance_factor, adapt, ubm, *, generation, created, updated, speakers,
+                 backend="gmm"):
     """The internal form of a manifest (speakers keyed by name), as written and as parsed.
 
     Parameters
@@ -143,6 +146,9 @@ def new_manifest(feature_config, relevance_factor, adapt, ubm, *, generation, cr
         ISO 8601 times.
     speakers : dict of str to dict
         Each speaker's entry (file, n_frames, n_utterances, updated, ubm_fingerprint).
+    backend : {"gmm", "ivector"}, default="gmm"
+        How speakers are modelled and scored: MAP-adapted GMMs, or the
+        i-vector back end kept in ``backend.npz``.
 
     Returns
     -------
@@ -157,6 +163,7 @@ def new_manifest(feature_config, relevance_factor, adapt, ubm, *, generation, cr
         "feature_config": feature_config.to_dict(),
         "map": {"relevance_factor": relevance_factor, "adapt": list(adapt)},
         "ubm": dict(ubm),
+        "backend": backend,
         "speakers": speakers,
     }
 
@@ -210,6 +217,7 @@ def _parse_manifest(data, root):
         generation = document["generation"]
         created, updated = document["created"], document["updated"]
         speakers = document["speakers"]
+        backend = document.get("backend", "gmm")  # stores written before the i-vector back end
     except KeyError as exc:
         raise bad(f"the field {exc.args[0]!r} is missing") from None
     except (TypeError, ValueError) as exc:
@@ -221,6 +229,8 @@ def _parse_manifest(data, root):
             raise bad(f"{label} is {value!r}, not a non-negative integer")
     if covariance_type not in ("full", "tied", "diag", "spherical"):
         raise bad(f"covariance_type is {covariance_type!r}")
+    if backend not in BACKENDS:
+        raise bad(f"backend is {backend!r}, not one of {BACKENDS}")
     if not isinstance(speakers, list):
         raise bad("speakers is not a list")
     by_name = {}
@@ -261,4 +271,4 @@ def _parse_manifest(data, root):
     ubm = {"fingerprint": fingerprint, "n_components": n_components, "n_features": n_features,
            "covariance_type": covariance_type}
     return new_manifest(feature_config, relevance_factor, adapt, ubm, generation=generation,
-                        created=created, updated=updated, speakers=by_name)
+                        created=created, updated=updated, speakers=by_name, backend=backend)

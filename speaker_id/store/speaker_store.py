@@ -57,6 +57,7 @@ from streamgmm.io import read_npz, write_npz_atomic
 
 from ..frontend.config import FeatureConfig
 from ..models.adaptation import map_adapt
+from ..models.ivector_backend import IvectorBackend
 from .errors import (
     ForeignModelError,
     InvalidStoreError,
@@ -75,6 +76,7 @@ from .files import (
     _write_bytes_atomic,
 )
 from .manifest import (
+    BACKEND_NAME,
     LOCK_NAME,
     MANIFEST_NAME,
     SPEAKERS_DIR,
@@ -149,6 +151,8 @@ class SpeakerStore:
         self._signature = None
         self._ubm = None  # the UBM model, loaded on first use
         self._ubm_fp = None  # its fingerprint
+        self._backend = None  # the i-vector back end of an "ivector" store, loaded on first use
+        self._backend_fp = None  # the fingerprint of the UBM it was loaded for
         self._ubm_verified = None  # (file signature, fingerprint) of the last verified UBM file
         self._refresh(force=True)
 
@@ -190,6 +194,7 @@ class SpeakerStore:
         adapt=("means",),
         overwrite=False,
         *,
+        backend=None,
         lock_timeout=DEFAULT_LOCK_TIMEOUT,
     ):
         """Create a store holding ``ubm`` and no speakers.
@@ -212,6 +217,10 @@ class SpeakerStore:
             enrolled speakers**, whose statistics belong to the old UBM; or
             create the store in a non-empty directory that is not a store
             (other files there are left alone).
+        backend : IvectorBackend, optional
+            The store's i-vector back end, trained on ``ubm``'s statistics:
+            speakers are then scored by i-vectors and PLDA (``store.backend ==
+            "ivector"``). ``None``: MAP-adapted GMMs (``"gmm"``).
         lock_timeout : float, default 30.0
             Seconds to wait for the lock, here and in the returned store.
 
@@ -263,6 +272,10 @@ class SpeakerStore:
         relevance_factor = _check_relevance_factor(relevance_factor)
         adapt = _check_adapt(adapt)
         lock_timeout = cls._check_timeout(lock_timeout)
+        if backend is not None:
+            if not isinstance(backend, IvectorBackend):
+                raise TypeError(f"backend must be an IvectorBackend or None, got {type(backend).__name__}.")
+            backend.extractor_.check_ubm(ubm)
 
         root = Path(path)
         if root.exists() and not root.is_dir():
@@ -277,15 +290,21 @@ class SpeakerStore:
             written = ubm_fingerprint(root / UBM_NAME)
             if written != fingerprint:  # pragma: no cover - would be a bug in OnlineGMM.save
                 raise RuntimeError("the UBM file written does not hold the UBM's parameters.")
+            if backend is not None:
+                write_npz_atomic(root / BACKEND_NAME, {**backend.to_arrays(), "ubm_fingerprint": np.array(fingerprint)})
+                _fsync_directory(root)
             description = {"fingerprint": fingerprint, "n_components": n_components, "n_features": n_features,
                            "covariance_type": ubm.covariance_type}
             manifest = new_manifest(feature_config, relevance_factor, adapt, description,
                                     generation=(old["generation"] + 1) if old else 0,
-                                    created=now, updated=now, speakers={})
+                                    created=now, updated=now, speakers={},
+                                    backend="gmm" if backend is None else "ivector")
             _write_bytes_atomic(root / MANIFEST_NAME, _manifest_to_json(manifest))
             _clean_orphans(root, manifest)
         store = cls(root, lock_timeout=lock_timeout)
         store._ubm, store._ubm_fp = ubm, fingerprint
+        if backend is not None:
+            store._backend, store._backend_fp = backend, fingerprint
         return store
 
     @staticmethod
@@ -353,6 +372,47 @@ class SpeakerStore:
                 raise self._replaced_ubm(found, expected)
             self._ubm, self._ubm_fp = model, expected
         return self._ubm
+
+    @property
+    def backend(self):
+        """How speakers are modelled and scored: ``"gmm"`` (MAP-adapted GMMs) or ``"ivector"``."""
+        return self._current()["backend"]
+
+    @property
+    def ivector_backend(self):
+        """The :class:`~speaker_id.models.ivector_backend.IvectorBackend` of an ``"ivector"`` store.
+
+        Raises
+        ------
+        ValueError
+            If the store's back end is ``"gmm"``.
+        InvalidStoreError
+            If ``backend.npz`` is missing, unreadable, or of another UBM.
+        """
+        manifest = self._current()
+        if manifest["backend"] != "ivector":
+            raise ValueError(
+                f"speaker store {self._root} uses the {manifest['backend']} back end, not ivector; "
+                "train a store with `speaker-id train-ubm --backend ivector` to score i-vectors."
+            )
+        expected = manifest["ubm"]["fingerprint"]
+        if self._backend is None or self._backend_fp != expected:
+            path = self._root / BACKEND_NAME
+            fix = f"rebuild the store with `speaker-id train-ubm --store {self._root} --backend ivector --overwrite`"
+            if not path.is_file():
+                raise InvalidStoreError(f"speaker store {self._root} has no {BACKEND_NAME}; {fix}.")
+            try:
+                arrays = read_npz(path)
+                backend = IvectorBackend.from_arrays(arrays, source=f"back-end file {path}")
+            except ValueError as exc:
+                raise InvalidStoreError(f"{exc} The store's back end is unusable: {fix}.") from None
+            stored = str(arrays["ubm_fingerprint"]) if "ubm_fingerprint" in arrays else None
+            if stored != expected:
+                raise ForeignModelError(
+                    f"the back-end file {path} belongs to another UBM than the store's ({expected[:12]}...): {fix}."
+                )
+            self._backend, self._backend_fp = backend, expected
+        return self._backend
 
     @property
     def fingerprint(self):
@@ -511,6 +571,19 @@ class SpeakerStore:
             As :meth:`load_stats`.
         """
         return map_adapt(self.ubm, self.load_stats(name), self.relevance_factor, self.adapt)
+
+    def speaker_vector(self, name):
+        """The processed i-vector of an enrolled speaker (``"ivector"`` stores).
+
+        The i-vector of all the speaker's enrollment statistics taken as one
+        session, so enrolling more audio later equals enrolling it at once.
+
+        Returns
+        -------
+        ndarray of shape (lda_dim,)
+        """
+        backend = self.ivector_backend
+        return backend.vectors([self.load_stats(name)])[0]
 
     def _read_speaker(self, manifest, name, entry):
         root_fp = manifest["ubm"]["fingerprint"]
