@@ -65,7 +65,8 @@ def _scores(store: SpeakerStore, names, features, top_c):
     """
     if store.backend == "ivector":
         backend = store.ivector_backend
-        enrolled = np.array([store.speaker_vector(name) for name in names])
+        # one batched extraction for the speakers (each its pooled statistics) and one for the test
+        enrolled = backend.vectors([store.load_stats(name) for name in names])
         test = backend.vectors([accumulate(store.ubm, features)])
         return backend.score(enrolled, np.ones(len(names)), test)[0]
     models = {name: store.speaker_model(name) for name in names}
