@@ -46,7 +46,6 @@ def make_data(n, d, k, seed=0):
 def initial_parameters(X, k, covariance_type, seed=0):
     """Means from data rows, unit-ish covariances: a state in the middle of EM."""
     rng = np.random.default_rng(seed)
-    d = X.shape[1]
     means = X[rng.choice(len(X), k, replace=False)]
     weights = np.full(k, 1.0 / k)
     var = X.var(axis=0)

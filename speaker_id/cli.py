@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="speech needed in the window before a decision, in seconds (default 0.5)")
     p.add_argument("--threshold", type=float, default=0.0,
                    help="a speaker is decided when their window score reaches it, else 'unknown' "
-                        "(default 0.0; --threshold=-inf always names the best speaker)")
+                        "(default 0.0; --threshold=-inf always names the best speaker); the score is the "
+                        "store's back end's: average frame LLR (gmm) or PLDA LLR of the window's i-vector (ivector)")
     p.add_argument("--switch-margin", type=float, default=0.5, metavar="M",
                    help="keep the decided speaker while their score is within M of the best (default 0.5)")
     p.add_argument("--top-c", type=int, default=5, help="components per frame in scoring (default 5)")

@@ -179,7 +179,7 @@ def test_mfcc_of_frame_chunks_equals_mfcc_of_whole_signal():
     whole = mfcc(y, cfg)
     hop, win = cfg.hop_length, cfg.win_length
     # Cut the signal into chunks, carrying the samples of incomplete frames.
-    rows, pending, start = [], np.zeros(0, np.float32), 0
+    rows, pending = [], np.zeros(0, np.float32)
     for chunk in np.array_split(y, 7):
         pending = np.concatenate([pending, chunk])
         fr = frame_signal(pending, win_length=win, hop_length=hop)

@@ -12,7 +12,8 @@ from speaker_id.models.adaptation import map_adapt, speaker_stats
 from speaker_id.scoring.likelihood_ratio import llr
 from speaker_id.scoring.scorer import SpeakerScorer
 from speaker_id.scoring.stream import StreamScorer
-from streamgmm import OnlineGMM
+from speaker_id.models.ivector_backend import IvectorBackend
+from streamgmm import OnlineGMM, accumulate
 
 SR = 8000
 
@@ -162,9 +163,65 @@ def test_state_stays_bounded_over_a_long_stream(default, corpus):
     for lap in range(20):  # six minutes of audio
         for i in range(0, len(speech), 800):
             update = scorer.push(speech[i:i + 800])
-        state = (scorer._ring.shape, scorer._ring_index.shape, scorer.extractor._ring.shape,
+        state = (scorer.speaker_scores._ring.shape, scorer._ring_index.shape, scorer.extractor._ring.shape,
                  scorer.extractor._context.shape, scorer.extractor._samples.size < config.win_length + 800)
         assert sizes is None or state == sizes
         sizes = state
     assert update.total_frames > 20_000 and update.window_frames <= 200
     assert np.isfinite(update.total_scores).all()
+
+
+@pytest.fixture(scope="module")
+def ivector(corpus, plain):
+    """An i-vector back end on the plain front end's UBM, trained on all six speakers' utterances."""
+    config, ubm, _ = plain
+    stats, labels = [], []
+    for k, name in enumerate(sorted(corpus)):
+        for y in corpus[name]:
+            stats.append(accumulate(ubm, extract(y, config)))
+            labels.append(k)
+    backend = IvectorBackend(rank=6, lda_dim=4, max_iter=3).fit(ubm, stats, np.array(labels))
+    enrolled = {name: sum(accumulate(ubm, extract(y, config)) for y in corpus[name][:3])
+                for name in ("spk000", "spk001", "spk002", "spk003")}
+    return backend, enrolled
+
+
+def _ivector_scores(backend, ubm, enrolled, X):
+    """Scores of frames X against the enrolled speakers, the way ``speaker-id verify`` scores a file."""
+    names = sorted(enrolled)
+    speakers = backend.vectors([enrolled[n] for n in names])
+    return backend.score(speakers, np.ones(len(names)), backend.vectors([accumulate(ubm, X)]))[0]
+
+
+@pytest.mark.parametrize("chunk", [80, 800, 10**6])
+def test_ivector_total_scores_are_the_offline_scores_whatever_the_chunking(plain, ivector, corpus, chunk):
+    config, ubm, _ = plain
+    backend, enrolled = ivector
+    y = corpus["spk001"][3]
+    scorer = StreamScorer(ubm, enrolled, config, ivector_backend=backend)
+    last = run(scorer, y, chunk)[-1]
+    X = extract(y, config)
+    assert last.total_frames == len(X) and scorer.names == sorted(enrolled)
+    np.testing.assert_allclose(last.total_scores, _ivector_scores(backend, ubm, enrolled, X), rtol=1e-7, atol=1e-9)
+
+
+def test_ivector_window_scores_are_the_scores_of_the_last_seconds(plain, ivector, corpus):
+    config, ubm, _ = plain
+    backend, enrolled = ivector
+    y = np.concatenate([corpus["spk000"][3], corpus["spk002"][3]])
+    scorer = StreamScorer(ubm, enrolled, config, ivector_backend=backend, window_s=1.0, threshold=-np.inf)
+    X = extract(y, config)  # the plain front end streams exactly these frames, all of them speech
+    checked = 0
+    for i in range(0, len(y), 1600):
+        update = scorer.push(y[i:i + 1600])
+        latest = scorer.extractor.n_decided_ - 1
+        seen = np.arange(update.total_frames)
+        in_window = seen > latest - 100  # 1 s = 100 frames of 10 ms
+        if update.window_frames:
+            assert update.window_frames == in_window.sum()
+            np.testing.assert_allclose(update.window_scores,
+                                       _ivector_scores(backend, ubm, enrolled, X[seen[in_window]]),
+                                       rtol=1e-6, atol=1e-5)
+            checked += 1
+    assert checked > 20
+    assert update.speaker == "spk002"  # the window has left the first speaker behind

@@ -6,6 +6,7 @@ In flow order:
 * :mod:`~speaker_id.scoring.scorer`: :class:`SpeakerScorer`, one utterance against many speakers at once.
 * :mod:`~speaker_id.scoring.normalization`: Z-, T-, ZT- and S-norm from cohort scores.
 * :mod:`~speaker_id.scoring.decisions`: accept or reject a claim, name the best speaker.
+* :mod:`~speaker_id.scoring.stream_scores`: what each back end keeps of a stream's frames, and its window scores.
 * :mod:`~speaker_id.scoring.stream`: :class:`StreamScorer`, live window scores, decisions and change events.
 """
 

@@ -1,15 +1,18 @@
 """Who is speaking now: running speaker scores and decisions over an audio stream.
 
 :class:`StreamScorer` pushes audio through a
-:class:`~speaker_id.frontend.streaming.StreamingFeatureExtractor`, scores every
-new speech frame against all enrolled speakers at once
-(:meth:`speaker_id.scoring.SpeakerScorer.score_frames`, top-C, so the cost
-per frame grows slowly with the number of speakers), and after each push
-reports a :class:`StreamUpdate`:
+:class:`~speaker_id.frontend.streaming.StreamingFeatureExtractor`, scores the
+new speech frames against all enrolled speakers with the store's back end
+(:mod:`speaker_id.scoring.stream_scores`: ``gmm``, every frame's top-C
+log-likelihood ratio against all speakers at once, so the cost per frame
+grows slowly with the number of speakers; ``ivector``, the i-vector of the
+frames' statistics against each speaker's), and after each push reports a
+:class:`StreamUpdate`:
 
-* ``window_scores``: per speaker, the average per-frame log-likelihood ratio
-  over the speech frames of the last ``window_s`` seconds of the stream
-  (what is being said now);
+* ``window_scores``: per speaker, the score of the speech frames of the last
+  ``window_s`` seconds of the stream (what is being said now): the average
+  per-frame log-likelihood ratio (``gmm``) or the PLDA or cosine score of
+  their i-vector (``ivector``);
 * ``total_scores``: the same over every speech frame since the start (the
   batch score of the whole stream so far);
 * the decision: ``"speaker"`` (the best window score reaches ``threshold``),
@@ -34,7 +37,7 @@ import numpy as np
 
 from ..frontend.config import FeatureConfig
 from ..frontend.streaming import StreamingFeatureExtractor
-from .scorer import SpeakerScorer
+from .stream_scores import FrameLLRScores, IvectorScores
 
 __all__ = ["DecisionEvent", "StreamUpdate", "StreamScorer"]
 
@@ -95,8 +98,8 @@ class StreamUpdate:
     window_frames, total_frames : int
         Speech frames in the window and since the start.
     window_scores, total_scores : np.ndarray, shape (n_speakers,)
-        Average per-frame LLR per speaker, in the order of ``names``; NaN
-        when there are no frames.
+        Score per speaker (the back end's: average per-frame LLR or i-vector
+        score), in the order of ``names``; NaN when there are no frames.
     state : {"silence", "unknown", "speaker"}
     speaker : str or None
         The decided speaker when ``state == "speaker"``.
@@ -168,10 +171,17 @@ class StreamScorer:
     ----------
     ubm : OnlineGMM
         The UBM the speakers were adapted from (diagonal covariances).
-    speakers : mapping of name to OnlineGMM or ndarray of shape (n_components, n_features)
-        Enrolled speaker models (see :class:`~speaker_id.scoring.SpeakerScorer`).
+    speakers : mapping of name to OnlineGMM, ndarray of shape (n_components, n_features) or SufficientStats
+        Enrolled speakers: MAP-adapted models or their means (see
+        :class:`~speaker_id.scoring.SpeakerScorer`), or, with
+        ``ivector_backend``, each speaker's pooled enrollment statistics.
     feature_config : FeatureConfig
         The front end the models were trained with.
+    ivector_backend : IvectorBackend, optional
+        Score i-vectors of the window's and the stream's statistics with it
+        instead of frame log-likelihood ratios; its scores are PLDA
+        log-likelihood ratios (or cosine similarities), so ``threshold`` and
+        ``switch_margin`` are on that scale.
     sr : int, optional
         Sample rate of the pushed audio; defaults to ``feature_config.sr``.
     resample : bool, default True
@@ -198,10 +208,10 @@ class StreamScorer:
         from 1.15 to 1.03 (FSDD) for 0.6 and 1.6 points fewer updates named
         right.
     top_c : int or None, default 5
-        Components per frame (``None``: exact scoring, slower).
+        Components per frame (``None``: exact scoring, slower); ``gmm`` only.
     dtype : {numpy.float32, numpy.float64}, default numpy.float32
         Precision of the stacked speaker products (float32 is about twice
-        as fast; scores differ by about 1e-6).
+        as fast; scores differ by about 1e-6); ``gmm`` only.
     **extractor_options
         ``vad_memory_s``, ``cmvn_window_s``, ``cmvn_min_frames`` of
         :class:`~speaker_id.frontend.streaming.StreamingFeatureExtractor`.
@@ -232,6 +242,7 @@ class StreamScorer:
         speakers: Mapping,
         feature_config: FeatureConfig,
         *,
+        ivector_backend=None,
         sr: Optional[int] = None,
         resample: bool = True,
         window_s: float = 2.0,
@@ -243,7 +254,10 @@ class StreamScorer:
         **extractor_options,
     ):
         self.extractor = StreamingFeatureExtractor(feature_config, sr=sr, resample=resample, **extractor_options)
-        self.scorer = SpeakerScorer(ubm, speakers, top_c=top_c, dtype=dtype)
+        if ivector_backend is None:
+            self.speaker_scores = FrameLLRScores(ubm, speakers, top_c=top_c, dtype=dtype)
+        else:
+            self.speaker_scores = IvectorScores(ubm, ivector_backend, speakers)
         if feature_config.n_features != ubm.n_features_in_:
             raise ValueError(
                 f"the feature configuration gives {feature_config.n_features} features but the UBM "
@@ -266,7 +280,7 @@ class StreamScorer:
         cfg = feature_config
         hop_s = cfg.hop_length / cfg.sr
         self._window_frames = max(1, int(round(self.window_s / hop_s)))
-        self._index = {name: i for i, name in enumerate(self.scorer.names)}
+        self._index = {name: i for i, name in enumerate(self.speaker_scores.names)}
         self._min_frames = int(np.ceil(self.min_speech_s / hop_s - 1e-9))
         self.reset()
 
@@ -280,34 +294,34 @@ class StreamScorer:
         **options
             As for the constructor (``sr``, ``window_s``, ``threshold``, ...).
 
+        The store's back end scores: MAP-adapted models for ``gmm``, the
+        i-vector back end and each speaker's enrollment statistics for
+        ``ivector``.
+
         Raises
         ------
         ValueError
             If the store has no enrolled speaker.
         """
-        if store.backend != "gmm":
-            raise ValueError(
-                f"speaker store {store.path} uses the {store.backend} back end; live scoring scores frames "
-                "against MAP-adapted GMMs: stream with a store trained with --backend gmm."
-            )
         names = store.speakers()
         if not names:
             raise ValueError(f"the store {store.path} has no enrolled speakers; run `speaker-id enroll` first")
+        if store.backend == "ivector":
+            stats = {name: store.load_stats(name) for name in names}
+            return cls(store.ubm, stats, store.feature_config, ivector_backend=store.ivector_backend, **options)
         models = {name: store.speaker_model(name) for name in names}
         return cls(store.ubm, models, store.feature_config, **options)
 
     @property
     def names(self) -> list:
         """Speaker names, in score order."""
-        return self.scorer.names
+        return self.speaker_scores.names
 
     def reset(self) -> None:
         """Start a new stream (the models are kept)."""
         self.extractor.reset()
-        n_speakers = len(self.scorer.names)
-        self._ring = np.zeros((self._window_frames, n_speakers))
+        self.speaker_scores.reset(self._window_frames)
         self._ring_index = np.full(self._window_frames, -1, dtype=np.int64)  # stream frame index; -1 empty
-        self._total = np.zeros(n_speakers)
         self._total_frames = 0
         self._state, self._speaker = "silence", None
 
@@ -332,12 +346,10 @@ class StreamScorer:
     def _update(self, block) -> StreamUpdate:
         features, index = block
         if features.shape[0]:
-            frame_llrs = self.scorer.score_frames(features)
             keep = min(features.shape[0], self._window_frames)
             slots = (self._total_frames + np.arange(features.shape[0] - keep, features.shape[0])) % self._window_frames
-            self._ring[slots] = frame_llrs[-keep:]
+            self.speaker_scores.add(features, slots)
             self._ring_index[slots] = index[-keep:]
-            self._total += frame_llrs.sum(axis=0)
             self._total_frames += features.shape[0]
         extractor = self.extractor
         latest = extractor.n_decided_ - 1  # the last frame the VAD has decided on
@@ -345,9 +357,7 @@ class StreamScorer:
         in_window = self._ring_index > latest - self._window_frames
         in_window &= self._ring_index >= 0
         n_window = int(np.count_nonzero(in_window))
-        n_speakers = len(self.names)
-        window_scores = self._ring[in_window].mean(axis=0) if n_window else np.full(n_speakers, np.nan)
-        total_scores = self._total / self._total_frames if self._total_frames else np.full(n_speakers, np.nan)
+        window_scores, total_scores = self.speaker_scores.scores(in_window)
 
         if n_window < max(self._min_frames, 1):
             state, speaker, score = "silence", None, None

@@ -1,0 +1,137 @@
+"""Window and whole-stream scores of a stream's speech frames, one class per back end.
+
+:class:`~speaker_id.scoring.stream.StreamScorer` keeps the bookkeeping of
+stream time (which ring slot holds which frame, which frames are in the
+window); these classes keep what each back end needs of the frames and turn
+it into scores:
+
+* :class:`FrameLLRScores` (``gmm``): each frame's log-likelihood ratio
+  against every MAP-adapted speaker; a score is the mean over the frames.
+* :class:`IvectorScores` (``ivector``): the frames themselves; a score is
+  the PLDA (or cosine) score of the i-vector of the frames' zeroth- and
+  first-order statistics against each speaker's enrollment, the same
+  score ``speaker-id verify`` gives a file of those frames.
+
+Both share one interface: ``names``, ``reset(window_frames)``,
+``add(features, slots)`` (new frames, and the ring slots the last of them
+go to) and ``scores(in_window)`` -> ``(window_scores, total_scores)``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from streamgmm import SufficientStats, accumulate
+
+from .scorer import SpeakerScorer
+
+__all__ = ["FrameLLRScores", "IvectorScores"]
+
+
+class FrameLLRScores:
+    """Average frame log-likelihood ratios of MAP-adapted speaker GMMs.
+
+    Parameters
+    ----------
+    ubm : OnlineGMM
+    speakers : mapping of name to OnlineGMM or ndarray of shape (n_components, n_features)
+    top_c : int or None
+    dtype : numpy float type
+        See :class:`~speaker_id.scoring.SpeakerScorer`.
+    """
+
+    def __init__(self, ubm, speakers: Mapping, *, top_c=5, dtype=np.float32):
+        self.scorer = SpeakerScorer(ubm, speakers, top_c=top_c, dtype=dtype)
+        self.names = self.scorer.names
+
+    def reset(self, window_frames: int) -> None:
+        """Forget every frame; hold at most ``window_frames`` in the window."""
+        self._ring = np.zeros((window_frames, len(self.names)))
+        self._total = np.zeros(len(self.names))
+        self._n_total = 0
+
+    def add(self, features: np.ndarray, slots: np.ndarray) -> None:
+        """Score new speech frames ``features`` (n_frames, n_features); the last ``len(slots)`` enter the ring."""
+        llrs = self.scorer.score_frames(features)
+        self._ring[slots] = llrs[llrs.shape[0] - len(slots):]
+        self._total += llrs.sum(axis=0)
+        self._n_total += features.shape[0]
+
+    def scores(self, in_window: np.ndarray):
+        """``(window_scores, total_scores)``, each of shape (n_speakers,); NaN without frames."""
+        nan = np.full(len(self.names), np.nan)
+        window = self._ring[in_window].mean(axis=0) if np.any(in_window) else nan
+        total = self._total / self._n_total if self._n_total else nan
+        return window, total
+
+
+class IvectorScores:
+    """PLDA (or cosine) scores of the i-vectors of the window's and the whole stream's frames.
+
+    Parameters
+    ----------
+    ubm : OnlineGMM
+        The UBM the back end was trained on.
+    backend : IvectorBackend
+    speakers : mapping of name to SufficientStats
+        Each speaker's pooled enrollment statistics; a speaker is the
+        i-vector of all of them as one session, as in ``speaker-id verify``.
+
+    Notes
+    -----
+    The window's statistics are recomputed from its frames at each update
+    (``window_frames x n_components x n_features`` operations, a few
+    milliseconds for a 2 s window at 512 components), and the whole
+    stream's are a running sum of :class:`~streamgmm.SufficientStats`, so
+    memory stays at one window of frames and one set of statistics.
+    """
+
+    def __init__(self, ubm, backend, speakers: Mapping):
+        if not speakers:
+            raise ValueError("no speakers to score: enroll at least one speaker first")
+        self.ubm = ubm
+        self.backend = backend
+        self.names = sorted(speakers)
+        for name in self.names:
+            if not isinstance(speakers[name], SufficientStats):
+                raise TypeError(f"speaker {name!r}: expected the enrollment's streamgmm.SufficientStats, "
+                                f"got {type(speakers[name]).__name__}")
+        self._enrolled = backend.vectors([speakers[name] for name in self.names])
+        self._counts = np.ones(len(self.names))
+
+    def reset(self, window_frames: int) -> None:
+        """Forget every frame; hold at most ``window_frames`` in the window."""
+        self._ring = np.zeros((window_frames, self.ubm.n_features_in_))
+        self._total = None
+        self._n_added = 0
+        self._last = None  # (key, scores) of the latest call: updates without new frames reuse it
+
+    def add(self, features: np.ndarray, slots: np.ndarray) -> None:
+        """Add new speech frames ``features`` (n_frames, n_features); the last ``len(slots)`` enter the ring."""
+        self._ring[slots] = features[features.shape[0] - len(slots):]
+        stats = accumulate(self.ubm, features)
+        self._total = stats if self._total is None else self._total + stats
+        self._n_added += features.shape[0]
+
+    def scores(self, in_window: np.ndarray):
+        """``(window_scores, total_scores)``, each of shape (n_speakers,); NaN without frames."""
+        key = (self._n_added, in_window.tobytes())
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        sessions, rows = [], {}
+        if np.any(in_window):
+            rows["window"] = len(sessions)
+            sessions.append(accumulate(self.ubm, self._ring[in_window]))
+        if self._total is not None:
+            rows["total"] = len(sessions)
+            sessions.append(self._total)
+        nan = np.full(len(self.names), np.nan)
+        result = nan, nan
+        if sessions:
+            scores = self.backend.score(self._enrolled, self._counts, self.backend.vectors(sessions))
+            result = (scores[rows["window"]] if "window" in rows else nan,
+                      scores[rows["total"]] if "total" in rows else nan)
+        self._last = key, result
+        return result
