@@ -35,8 +35,9 @@ def _add_backend_options(parser):
                         help="gmm (default): MAP-adapted speaker GMMs and frame log-likelihood ratios; ivector: "
                              "i-vectors, LDA and PLDA trained on the training speakers")
     parser.add_argument("--ivector-rank", type=int, default=200, metavar="R", help="i-vector dimension (default 200)")
-    parser.add_argument("--lda-dim", type=int, default=150, metavar="N",
-                        help="LDA dimension, at most the training speakers - 1 (default 150)")
+    parser.add_argument("--lda-dim", type=int, default=None, metavar="N",
+                        help="LDA dimension, at most the training speakers - 1 and the rank "
+                             "(default: that largest value)")
     parser.add_argument("--ivector-scoring", choices=("plda", "cosine"), default="plda")
 
 
@@ -199,11 +200,13 @@ def cmd_train_ubm(args, out):
     from .evaluation.corpora import audio_paths, labelled_audio_paths
     from .operations import train_ivector_backend
     from .frontend.config import FeatureConfig
+    from .models.ivector_backend import IvectorBackend
     from .models.ubm import train_ubm
     from .store import SpeakerStore
 
     if args.backend == "ivector":
         paths, speakers = labelled_audio_paths(args.audio)
+        IvectorBackend(**_ivector_options(args)).check_speakers(len(set(speakers)))  # before the UBM's minutes
     else:
         paths = audio_paths(args.audio)
     adapt = tuple(a.strip() for a in args.adapt.split(",") if a.strip())

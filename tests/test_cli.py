@@ -335,6 +335,17 @@ def test_ivector_store_streams_a_conversation(ivector_store, voices, tmp_path, c
     assert summary["speech_frames"] > 0 and all(np.isfinite(t["score"]) for t in summary["total"])
 
 
+def test_ivector_store_asks_only_what_its_speakers_support(voices, tmp_path, capsys):
+    root, _ = voices
+    store = tmp_path / "store"
+    background = [str(root / f"spk{i:03d}") for i in range(4, 10)]  # 6 speakers: LDA keeps at most 5
+    _expect_error(capsys, ["train-ubm", "--store", str(store), "--backend", "ivector", "--lda-dim", "6",
+                           "--jobs", "1", *background], 3, "lda_dim=6", "ask for 5 or fewer")
+    _expect_error(capsys, ["train-ubm", "--store", str(store), "--backend", "ivector", "--jobs", "1",
+                           *background[:2]], 3, "at least 3 training speakers")
+    assert not store.exists()
+
+
 def test_ivector_store_keeps_enrollment_additive(ivector_store, voices):
     from speaker_id.store import SpeakerStore
 

@@ -100,6 +100,21 @@ def test_too_few_speakers_and_unfitted_use_are_refused(corpus):
         IvectorBackend().vectors(stats)
 
 
+def test_lda_dimension_is_what_the_training_speakers_support(corpus):
+    ubm, frames = corpus
+    train = [0, 1, 2, 3, 4]  # 5 speakers: LDA keeps at most 4 dimensions
+    stats = [st for s in train for st in _stats(ubm, frames[s])]
+    labels = np.repeat(train, N_SESSIONS)
+    assert IvectorBackend(rank=6, max_iter=1).fit(ubm, stats, labels).lda_dim_ == 4  # unset: the largest
+    assert IvectorBackend(rank=3, max_iter=1).fit(ubm, stats, labels).lda_dim_ == 3  # ... at most the rank
+    for lda_dim in (5, 0):
+        with pytest.raises(ValueError, match=r"min\(speakers - 1, rank\) = 4 .*ask for 4 or fewer"):
+            IvectorBackend(rank=6, lda_dim=lda_dim).fit(ubm, stats, labels)
+    with pytest.raises(ValueError, match="positive integer or None"):
+        IvectorBackend(rank=6, lda_dim="4").check_speakers(5)
+    assert IvectorBackend(rank=200, lda_dim=150).check_speakers(151) == 150
+
+
 def test_single_utterance_speakers_train_on_segments(corpus):
     ubm, _ = corpus
     rng = np.random.default_rng(1)

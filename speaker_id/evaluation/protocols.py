@@ -224,6 +224,8 @@ def evaluate(
     if cohort not in COHORTS:
         raise ValueError(f"cohort must be one of {COHORTS}, got {cohort!r}.")
     config = feature_config or FeatureConfig(sr=sr or default_sr)
+    if backend == "ivector":  # too few training speakers for the LDA asked for: say so before any work
+        IvectorBackend(**(ivector_options or {})).check_speakers(len({u.speaker for u in split.train}))
     speakers = sorted(split.enroll)
     enroll_utts = [u for s in speakers for u in split.enroll[s]]
     unique = {u.path: None for u in split.train + enroll_utts + split.test}

@@ -34,9 +34,9 @@ class IvectorBackend(ParamsMixin):
     ----------
     rank : int, default=200
         i-vector dimension.
-    lda_dim : int, default=150
-        LDA output dimension, at most the number of training speakers - 1
-        (lowered to it, with the number reported in ``lda_dim_``).
+    lda_dim : int or None, default=None
+        LDA output dimension, at most ``rank`` and the number of training
+        speakers - 1; ``None`` takes that largest value (in ``lda_dim_``).
     scoring : {"plda", "cosine"}, default="plda"
     max_iter : int, default=10
         EM iterations of the i-vector extractor.
@@ -71,13 +71,47 @@ class IvectorBackend(ParamsMixin):
     (3, 1)
     """
 
-    def __init__(self, rank=200, *, lda_dim=150, scoring="plda", max_iter=10, plda_iter=10, random_state=0):
+    def __init__(self, rank=200, *, lda_dim=None, scoring="plda", max_iter=10, plda_iter=10, random_state=0):
         self.rank = rank
         self.lda_dim = lda_dim
         self.scoring = scoring
         self.max_iter = max_iter
         self.plda_iter = plda_iter
         self.random_state = random_state
+
+    def check_speakers(self, n_speakers):
+        """The LDA dimension ``n_speakers`` training speakers support; ValueError when they are too few.
+
+        Call it before expensive work (the CLI does, before training the UBM).
+
+        Parameters
+        ----------
+        n_speakers : int
+
+        Returns
+        -------
+        int
+            ``lda_dim``, or the largest possible when it is None.
+        """
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}.")
+        if n_speakers < 3:
+            raise ValueError(
+                f"the i-vector back end needs at least 3 training speakers for LDA and PLDA, got {n_speakers}; "
+                "train on more speakers or use the gmm back end."
+            )
+        largest = min(n_speakers - 1, self.rank)
+        if self.lda_dim is None:
+            return largest
+        if isinstance(self.lda_dim, bool) or not isinstance(self.lda_dim, (int, np.integer)):
+            raise ValueError(f"lda_dim must be a positive integer or None, got {self.lda_dim!r}.")
+        if not 1 <= self.lda_dim <= largest:
+            raise ValueError(
+                f"lda_dim={self.lda_dim} is not possible with {n_speakers} training speakers and rank {self.rank}: "
+                f"LDA keeps at most min(speakers - 1, rank) = {largest} dimensions; ask for {largest} or fewer "
+                "(or leave it unset for the largest), or train on more speakers."
+            )
+        return int(self.lda_dim)
 
     def fit(self, ubm, stats, labels):
         """Train the extractor, the centring, the LDA and the PLDA on labelled statistics.
@@ -96,21 +130,14 @@ class IvectorBackend(ParamsMixin):
         -------
         self
         """
-        if self.scoring not in SCORINGS:
-            raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}.")
         labels = np.asarray(labels)
         if labels.shape != (len(stats),):
             raise ValueError(f"got {len(stats)} statistics but {labels.size} labels; pass one speaker per session.")
-        n_speakers = np.unique(labels).size
-        if n_speakers < 3:
-            raise ValueError(
-                f"the i-vector back end needs at least 3 training speakers for LDA and PLDA, got {n_speakers}; "
-                "train on more speakers or use the gmm back end."
-            )
+        lda_dim = self.check_speakers(np.unique(labels).size)
         self.extractor_ = IvectorExtractor(rank=self.rank, max_iter=self.max_iter,
                                            random_state=self.random_state).fit(ubm, stats)
         raw = self.extractor_.transform(stats)
-        self.lda_dim_ = int(min(self.lda_dim, n_speakers - 1, self.rank))
+        self.lda_dim_ = lda_dim
         self.lda_ = LDA(n_components=self.lda_dim_).fit(raw, labels)
         processed = length_normalize(self.lda_.transform(raw))
         self.plda_ = PLDA(max_iter=self.plda_iter).fit(processed, labels) if self.scoring == "plda" else None
@@ -182,7 +209,7 @@ class IvectorBackend(ParamsMixin):
         """The back end as plain arrays (each part's under its prefix), for one ``.npz``."""
         self._check_is_fitted()
         arrays = dict(header(BACKEND_KIND))
-        arrays.update(rank=np.array(self.rank), lda_dim=np.array(self.lda_dim),
+        arrays.update(rank=np.array(self.rank), lda_dim=np.array(self.lda_dim_),
                       scoring=np.array(self.scoring), max_iter=np.array(self.max_iter),
                       plda_iter=np.array(self.plda_iter))
         for prefix in _PARTS:
