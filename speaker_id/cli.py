@@ -34,15 +34,37 @@ def _add_backend_options(parser):
     parser.add_argument("--backend", choices=("gmm", "ivector"), default="gmm",
                         help="gmm (default): MAP-adapted speaker GMMs and frame log-likelihood ratios; ivector: "
                              "i-vectors, LDA and PLDA trained on the training speakers")
-    parser.add_argument("--ivector-rank", type=int, default=200, metavar="R", help="i-vector dimension (default 200)")
+    parser.add_argument("--ivector-rank", type=int, default=None, metavar="R", help="i-vector dimension (default 200)")
     parser.add_argument("--lda-dim", type=int, default=None, metavar="N",
                         help="LDA dimension, at most the training speakers - 1 and the rank "
                              "(default: that largest value)")
-    parser.add_argument("--ivector-scoring", choices=("plda", "cosine"), default="plda")
+    parser.add_argument("--ivector-scoring", choices=("plda", "cosine"), default=None,
+                        help="score i-vectors with PLDA (default) or cosine similarity")
 
 
 def _ivector_options(args):
-    return {"rank": args.ivector_rank, "lda_dim": args.lda_dim, "scoring": args.ivector_scoring}
+    """The i-vector back end's settings; refused with ``--backend gmm``, which has none."""
+    given = {"--ivector-rank": args.ivector_rank, "--lda-dim": args.lda_dim, "--ivector-scoring": args.ivector_scoring}
+    if args.backend != "ivector":
+        named = [flag for flag, value in given.items() if value is not None]
+        if named:
+            raise ValueError(f"{', '.join(named)} set(s) the i-vector back end, but --backend is gmm; "
+                             "add --backend ivector or drop the option.")
+        return {}
+    return {"rank": 200 if args.ivector_rank is None else args.ivector_rank, "lda_dim": args.lda_dim,
+            "scoring": args.ivector_scoring or "plda"}
+
+
+def _top_c(args, backend):
+    """Components per frame of GMM scoring (None: exact); refused for the i-vector back end, which has no frames to score."""
+    if backend != "gmm":
+        if args.top_c is not None or getattr(args, "exact", False):
+            raise ValueError(f"--top-c and --exact set how GMM frames are scored, but this uses the {backend} "
+                             "back end, which scores i-vectors; drop the option.")
+        return 5
+    if getattr(args, "exact", False):
+        return None
+    return 5 if args.top_c is None else args.top_c
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("speaker", metavar="SPEAKER")
     p.add_argument("audio", metavar="AUDIO")
     p.add_argument("--threshold", type=float, default=0.0, help="accept at or above this score (default 0.0)")
-    p.add_argument("--top-c", type=int, default=5, help="components per frame in fast scoring (default 5)")
-    p.add_argument("--exact", action="store_true", help="score with every component (slower)")
+    p.add_argument("--top-c", type=int, default=None,
+                   help="components per frame in fast scoring (default 5; gmm stores)")
+    p.add_argument("--exact", action="store_true", help="score with every component (slower; gmm stores)")
 
     p = sub.add_parser("identify", help="who speaks in AUDIO?",
                        description="Score AUDIO against every enrolled speaker and name the best; "
@@ -101,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("audio", metavar="AUDIO")
     p.add_argument("--threshold", type=float, default=None, help="open-set threshold (default: closed set)")
-    p.add_argument("--top-c", type=int, default=5, help="components per frame in fast scoring (default 5)")
-    p.add_argument("--exact", action="store_true", help="score with every component (slower)")
+    p.add_argument("--top-c", type=int, default=None,
+                   help="components per frame in fast scoring (default 5; gmm stores)")
+    p.add_argument("--exact", action="store_true", help="score with every component (slower; gmm stores)")
 
     p = sub.add_parser("stream", help="who is speaking now? score live audio as it arrives",
                        description="Score an audio stream against every enrolled speaker as it arrives "
@@ -133,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "store's back end's: average frame LLR (gmm) or PLDA LLR of the window's i-vector (ivector)")
     p.add_argument("--switch-margin", type=float, default=0.5, metavar="M",
                    help="keep the decided speaker while their score is within M of the best (default 0.5)")
-    p.add_argument("--top-c", type=int, default=5, help="components per frame in scoring (default 5)")
+    p.add_argument("--top-c", type=int, default=None, help="components per frame in scoring (default 5; gmm stores)")
     p.add_argument("--top", type=int, default=3, metavar="N", help="speakers listed per update (default 3)")
     p.add_argument("--stall-timeout", type=float, default=30.0, metavar="S",
                    help="give up when stdin/mic delivers nothing for S seconds; 0 waits forever (default 30)")
@@ -168,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "enrolled: the other enrolled speakers, which is OPTIMISTIC (they are the speakers under test)")
     p.add_argument("--top-n", type=int, default=200, metavar="N", help="cohort size of asnorm (default 200)")
     p.add_argument("--relevance-factor", type=float, default=16.0)
-    p.add_argument("--top-c", type=int, default=5)
+    p.add_argument("--top-c", type=int, default=None, help="components per frame in GMM scoring (default 5)")
     p.add_argument("--sr", type=int, default=None, help="feature sample rate (default 8000 fsdd, 16000 kaldi)")
     p.add_argument("--p-target", type=float, nargs="+", default=[0.01, 0.001], metavar="P",
                    help="target priors of minDCF (default 0.01 0.001)")
@@ -204,9 +228,10 @@ def cmd_train_ubm(args, out):
     from .models.ubm import train_ubm
     from .store import SpeakerStore
 
+    ivector_options = _ivector_options(args)
     if args.backend == "ivector":
         paths, speakers = labelled_audio_paths(args.audio)
-        IvectorBackend(**_ivector_options(args)).check_speakers(len(set(speakers)))  # before the UBM's minutes
+        IvectorBackend(**ivector_options).check_speakers(len(set(speakers)))  # before the UBM's minutes
     else:
         paths = audio_paths(args.audio)
     adapt = tuple(a.strip() for a in args.adapt.split(",") if a.strip())
@@ -214,7 +239,7 @@ def cmd_train_ubm(args, out):
     ubm = train_ubm(paths, config, n_components=args.components, max_iter=args.max_iter,
                     learning_method=args.learning_method, batch_size=_batch_size(args),
                     n_jobs=args.jobs, progress=not (args.quiet or args.json))
-    backend = (train_ivector_backend(ubm, paths, speakers, config, n_jobs=args.jobs, **_ivector_options(args))
+    backend = (train_ivector_backend(ubm, paths, speakers, config, n_jobs=args.jobs, **ivector_options)
                if args.backend == "ivector" else None)
     store = SpeakerStore.create(args.store, ubm, config, relevance_factor=args.relevance_factor,
                                 adapt=adapt, overwrite=args.overwrite, backend=backend)
@@ -248,8 +273,7 @@ def cmd_verify(args, out):
     from .store import SpeakerStore
 
     store = SpeakerStore.open(args.store)
-    result = verify_file(store, args.speaker, args.audio, threshold=args.threshold,
-                         top_c=None if args.exact else args.top_c)
+    result = verify_file(store, args.speaker, args.audio, threshold=args.threshold, top_c=_top_c(args, store.backend))
     verdict = "ACCEPT" if result["accepted"] else "REJECT"
     out(result, f"{verdict} {args.speaker!r}: score {result['score']:+.3f} (threshold {args.threshold:+.3f})")
     return EXIT_OK if result["accepted"] else EXIT_NEGATIVE
@@ -260,8 +284,7 @@ def cmd_identify(args, out):
     from .store import SpeakerStore
 
     store = SpeakerStore.open(args.store)
-    result = identify_file(store, args.audio, threshold=args.threshold,
-                           top_c=None if args.exact else args.top_c)
+    result = identify_file(store, args.audio, threshold=args.threshold, top_c=_top_c(args, store.backend))
     ranking = ", ".join(f"{name} {score:+.3f}" for name, score in list(result["scores"].items())[:5])
     who = result["speaker"] if result["speaker"] is not None else "unknown"
     out(result, f"{who} (score {result['score']:+.3f}); best: {ranking}")
@@ -280,7 +303,7 @@ def cmd_stream(args, out):
                          stall_timeout=args.stall_timeout or None, default_rate=config.sr)
     scorer = StreamScorer.from_store(store, sr=source.sr, resample=not args.no_resample, window_s=args.window,
                                      min_speech_s=args.min_speech, threshold=args.threshold,
-                                     switch_margin=args.switch_margin, top_c=args.top_c)
+                                     switch_margin=args.switch_margin, top_c=_top_c(args, store.backend))
 
     def show(update):
         if args.events_only and not update.events:
@@ -374,11 +397,12 @@ def _print_evaluation(result, out):
 def cmd_evaluate(args, out):
     from .evaluation.protocols import evaluate
 
+    ivector_options = _ivector_options(args)
     result = evaluate(args.protocol, args.directory, n_components=args.components, sr=args.sr,
                       learning_method=args.learning_method, batch_size=_batch_size(args),
-                      relevance_factor=args.relevance_factor, top_c=args.top_c, norm=args.norm,
+                      relevance_factor=args.relevance_factor, top_c=_top_c(args, args.backend), norm=args.norm,
                       cohort=args.cohort, top_n=args.top_n, n_jobs=args.jobs, p_targets=args.p_target,
-                      backend=args.backend, ivector_options=_ivector_options(args))
+                      backend=args.backend, ivector_options=ivector_options)
     if args.scores_out:
         result.write_trials(args.scores_out)
     if args.det:
@@ -386,7 +410,8 @@ def cmd_evaluate(args, out):
 
         scores = [t[2] for t in result.trials]
         labels = [t[3] for t in result.trials]
-        system = "GMM-UBM" if args.backend == "gmm" else f"i-vector {args.ivector_rank} + {args.ivector_scoring}"
+        system = ("GMM-UBM" if args.backend == "gmm"
+                  else f"i-vector {ivector_options['rank']} + {ivector_options['scoring']}")
         plots.plot_det({f"{system}, {args.components} components ({result.norm})": (scores, labels)}, args.det)
     _print_evaluation(result, out)
     return EXIT_OK

@@ -346,6 +346,21 @@ def test_ivector_store_asks_only_what_its_speakers_support(voices, tmp_path, cap
     assert not store.exists()
 
 
+def test_options_of_the_other_back_end_are_refused(store, ivector_store, voices, tmp_path, capsys):
+    root, by_speaker = voices
+    audio = str(by_speaker["spk000"][4])
+    for argv in (["verify", "--store", str(ivector_store), "spk000", audio, "--exact"],
+                 ["identify", "--store", str(ivector_store), audio, "--top-c", "3"],
+                 ["stream", "--store", str(ivector_store), audio, "--top-c", "3"]):
+        _expect_error(capsys, argv, 3, "--top-c and --exact", "ivector back end")
+    _expect_error(capsys, ["train-ubm", "--store", str(tmp_path / "new"), "--lda-dim", "4", str(root / "spk004")],
+                  3, "--lda-dim", "add --backend ivector")
+    _expect_error(capsys, ["evaluate", "--protocol", "fsdd", str(root), "--ivector-rank", "10"],
+                  3, "--ivector-rank", "add --backend ivector")
+    assert not (tmp_path / "new").exists()
+    assert main(["verify", "--store", str(store), "spk000", audio, "--exact", "--threshold=-1000"]) == 0
+
+
 def test_ivector_store_keeps_enrollment_additive(ivector_store, voices):
     from speaker_id.store import SpeakerStore
 
