@@ -305,13 +305,16 @@ def test_ivector_store_identifies_and_verifies(ivector_store, voices, capsys):
     store = SpeakerStore.open(ivector_store)
     assert store.backend == "ivector" and store.ivector_backend.lda_dim_ == 5
     _, by_speaker = voices
-    correct = 0
+    correct = in_best_two = 0
     for name in ("spk000", "spk001", "spk002", "spk003"):
         for path in by_speaker[name][3:]:
             main(["identify", "--store", str(ivector_store), str(path), "--json"])
-            correct += _json(capsys)["speaker"] == name
-    # 8 held-out recordings of 4 voices, back end trained on 6 other voices: above chance (2 of 8)
-    assert correct >= 5
+            result = _json(capsys)
+            correct += result["speaker"] == name
+            in_best_two += name in list(result["scores"])[:2]
+    # 8 held-out recordings of 4 voices, a PLDA trained on only 6 other voices: well above chance,
+    # which is 2 of 8 named and 4 of 8 among the best two
+    assert correct >= 4 and in_best_two >= 6
     main(["verify", "--store", str(ivector_store), "spk000", str(by_speaker["spk000"][4]), "--json",
           "--threshold=-1000"])
     target = _json(capsys)["score"]
@@ -361,16 +364,51 @@ def test_options_of_the_other_back_end_are_refused(store, ivector_store, voices,
     assert main(["verify", "--store", str(store), "spk000", audio, "--exact", "--threshold=-1000"]) == 0
 
 
-def test_ivector_store_keeps_enrollment_additive(ivector_store, voices):
-    from speaker_id.store import SpeakerStore
+def test_ivector_store_keeps_enrollment_additive(ivector_store, voices, tmp_path):
+    import shutil
+
+    from speaker_id.frontend.extraction import extract_file
+    from speaker_id.operations import enroll_files
+    from speaker_id.store import InvalidStoreError, SpeakerStore
+    from streamgmm import accumulate
 
     _, by_speaker = voices
-    store = SpeakerStore.open(ivector_store)
+    shutil.copytree(ivector_store, tmp_path / "copy")
+    store = SpeakerStore.open(tmp_path / "copy")
     backend = store.ivector_backend
     assert store.ivector_backend is backend  # read from disk once
-    # the speaker is the i-vector of all its enrollment statistics: enrolling more later adds statistics
-    stats = store.load_stats("spk002")
-    np.testing.assert_allclose(store.speaker_vector("spk002"), backend.vectors([stats])[0])
+    files = by_speaker["spk005"][:3]
+    enroll_files(store, "at-once", files)
+    enroll_files(store, "later", files[:1])
+    enroll_files(store, "later", files[1:])
+    # a speaker is the sum of its utterances' i-vectors and their count: more audio later adds to both
+    expected = backend.vectors([accumulate(store.ubm, extract_file(f, store.feature_config)) for f in files]).sum(0)
+    for name in ("at-once", "later"):
+        vector_sum, count = store.speaker_enrollment(name)
+        assert count == 3
+        np.testing.assert_allclose(vector_sum, expected, rtol=1e-6)
+    np.testing.assert_allclose(store.load_stats("later").first, store.load_stats("at-once").first, rtol=1e-9)
+
+    # a speaker file of a store that kept no vector sums reads as the i-vector of its pooled statistics
+    path = store.path / "speakers" / store._current()["speakers"]["later"]["file"]
+    arrays = dict(np.load(path))
+    np.savez(path, **{k: v for k, v in arrays.items() if not k.startswith("ivector_")})
+    vector_sum, count = store.speaker_enrollment("later")
+    assert count == 1
+    np.testing.assert_allclose(vector_sum, backend.vectors([store.load_stats("later")])[0])
+    np.savez(path, **dict(arrays, ivector_sum=arrays["ivector_sum"][:-1]))
+    with pytest.raises(InvalidStoreError, match="i-vector sum of shape"):
+        store.speaker_enrollment("later")
+    np.savez(path, **dict(arrays, ivector_count=np.array(-2)))
+    with pytest.raises(InvalidStoreError, match="i-vector count"):
+        store.speaker_enrollment("later")
+
+    stats = store.load_stats("at-once")
+    with pytest.raises(ValueError, match="pass vectors="):
+        store.enroll_stats("x", stats)
+    with pytest.raises(ValueError, match="one per utterance"):
+        store.enroll_stats("x", stats, n_utterances=2, vectors=np.zeros((1, backend.lda_dim_)))
+    assert "x" not in store
 
 
 def test_ivector_store_refuses_a_damaged_or_foreign_backend_file(ivector_store, store, tmp_path):
@@ -396,3 +434,7 @@ def test_gmm_store_has_no_ivector_backend(store):
     assert opened.backend == "gmm" and not (store / "backend.npz").exists()
     with pytest.raises(ValueError, match="uses the gmm back end"):
         opened.ivector_backend
+    with pytest.raises(ValueError, match="keeps no i-vectors"):
+        opened.enroll_stats("x", opened.load_stats("spk000"), vectors=np.zeros((1, 5)))
+    with pytest.raises(ValueError, match="uses the gmm back end"):
+        opened.speaker_enrollment("spk000")

@@ -181,7 +181,7 @@ def ivector(corpus, plain):
             stats.append(accumulate(ubm, extract(y, config)))
             labels.append(k)
     backend = IvectorBackend(rank=6, lda_dim=4, max_iter=3).fit(ubm, stats, np.array(labels))
-    enrolled = {name: sum(accumulate(ubm, extract(y, config)) for y in corpus[name][:3])
+    enrolled = {name: backend.enrollment(backend.vectors([accumulate(ubm, extract(y, config)) for y in corpus[name][:3]]))
                 for name in ("spk000", "spk001", "spk002", "spk003")}
     return backend, enrolled
 
@@ -189,8 +189,8 @@ def ivector(corpus, plain):
 def _ivector_scores(backend, ubm, enrolled, X):
     """Scores of frames X against the enrolled speakers, the way ``speaker-id verify`` scores a file."""
     names = sorted(enrolled)
-    speakers = backend.vectors([enrolled[n] for n in names])
-    return backend.score(speakers, np.ones(len(names)), backend.vectors([accumulate(ubm, X)]))[0]
+    sums, counts = np.array([enrolled[n][0] for n in names]), [enrolled[n][1] for n in names]
+    return backend.score(sums, counts, backend.vectors([accumulate(ubm, X)]))[0]
 
 
 @pytest.mark.parametrize("chunk", [80, 800, 10**6])

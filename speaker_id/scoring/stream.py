@@ -171,10 +171,11 @@ class StreamScorer:
     ----------
     ubm : OnlineGMM
         The UBM the speakers were adapted from (diagonal covariances).
-    speakers : mapping of name to OnlineGMM, ndarray of shape (n_components, n_features) or SufficientStats
+    speakers : mapping of name to OnlineGMM, ndarray of shape (n_components, n_features) or (vector_sum, count)
         Enrolled speakers: MAP-adapted models or their means (see
         :class:`~speaker_id.scoring.SpeakerScorer`), or, with
-        ``ivector_backend``, each speaker's pooled enrollment statistics.
+        ``ivector_backend``, each speaker's sum of enrollment i-vectors and
+        their count (:meth:`~speaker_id.models.ivector_backend.IvectorBackend.enrollment`).
     feature_config : FeatureConfig
         The front end the models were trained with.
     ivector_backend : IvectorBackend, optional
@@ -295,7 +296,7 @@ class StreamScorer:
             As for the constructor (``sr``, ``window_s``, ``threshold``, ...).
 
         The store's back end scores: MAP-adapted models for ``gmm``, the
-        i-vector back end and each speaker's enrollment statistics for
+        i-vector back end and each speaker's sum of enrollment i-vectors for
         ``ivector``.
 
         Raises
@@ -307,8 +308,8 @@ class StreamScorer:
         if not names:
             raise ValueError(f"the store {store.path} has no enrolled speakers; run `speaker-id enroll` first")
         if store.backend == "ivector":
-            stats = {name: store.load_stats(name) for name in names}
-            return cls(store.ubm, stats, store.feature_config, ivector_backend=store.ivector_backend, **options)
+            enrolled = {name: store.speaker_enrollment(name) for name in names}
+            return cls(store.ubm, enrolled, store.feature_config, ivector_backend=store.ivector_backend, **options)
         models = {name: store.speaker_model(name) for name in names}
         return cls(store.ubm, models, store.feature_config, **options)
 

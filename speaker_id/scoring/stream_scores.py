@@ -23,7 +23,7 @@ from typing import Mapping
 
 import numpy as np
 
-from streamgmm import SufficientStats, accumulate
+from streamgmm import accumulate
 
 from .scorer import SpeakerScorer
 
@@ -75,9 +75,9 @@ class IvectorScores:
     ubm : OnlineGMM
         The UBM the back end was trained on.
     backend : IvectorBackend
-    speakers : mapping of name to SufficientStats
-        Each speaker's pooled enrollment statistics; a speaker is the
-        i-vector of all of them as one session, as in ``speaker-id verify``.
+    speakers : mapping of name to (vector_sum, count)
+        Each speaker's sum of enrollment i-vectors, shape (lda_dim,), and
+        their count (:meth:`~speaker_id.models.ivector_backend.IvectorBackend.enrollment`), as in ``speaker-id verify``.
 
     Notes
     -----
@@ -94,12 +94,17 @@ class IvectorScores:
         self.ubm = ubm
         self.backend = backend
         self.names = sorted(speakers)
+        sums, counts = [], []
         for name in self.names:
-            if not isinstance(speakers[name], SufficientStats):
-                raise TypeError(f"speaker {name!r}: expected the enrollment's streamgmm.SufficientStats, "
-                                f"got {type(speakers[name]).__name__}")
-        self._enrolled = backend.vectors([speakers[name] for name in self.names])
-        self._counts = np.ones(len(self.names))
+            try:
+                vector_sum, count = speakers[name]
+            except (TypeError, ValueError):
+                raise TypeError(f"speaker {name!r}: expected (vector_sum, count) of its enrollment i-vectors, "
+                                f"got {type(speakers[name]).__name__}") from None
+            sums.append(np.asarray(vector_sum, dtype=np.float64))
+            counts.append(count)
+        self._enrolled = np.array(sums)
+        self._counts = np.asarray(counts, dtype=np.float64)
 
     def reset(self, window_frames: int) -> None:
         """Forget every frame; hold at most ``window_frames`` in the window."""

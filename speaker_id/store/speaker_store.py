@@ -535,6 +535,10 @@ class SpeakerStore:
         ...
         speaker_id.store.errors.UnknownSpeakerError: no speaker 'alise' in the store ...; did you mean 'alice'?
         """
+        return self._load_speaker(name)[0]
+
+    def _load_speaker(self, name):
+        """(statistics, the file's arrays) of an enrolled speaker; see :meth:`load_stats`."""
         name = check_speaker_name(name)
         for _attempt in range(5):
             manifest = self._current()
@@ -572,18 +576,46 @@ class SpeakerStore:
         """
         return map_adapt(self.ubm, self.load_stats(name), self.relevance_factor, self.adapt)
 
-    def speaker_vector(self, name):
-        """The processed i-vector of an enrolled speaker (``"ivector"`` stores).
+    def speaker_enrollment(self, name):
+        """An enrolled speaker of an ``"ivector"`` store: the sum of its utterances' i-vectors and their count.
 
-        The i-vector of all the speaker's enrollment statistics taken as one
-        session, so enrolling more audio later equals enrolling it at once.
+        What :meth:`IvectorBackend.score <speaker_id.models.ivector_backend.IvectorBackend.score>`
+        takes; enrolling more audio later adds to both. A speaker enrolled
+        before the store kept vector sums (no ``ivector_sum`` in its file) is
+        the i-vector of its pooled statistics, counted once.
 
         Returns
         -------
-        ndarray of shape (lda_dim,)
+        vector_sum : ndarray of shape (lda_dim,)
+        count : int
+
+        Raises
+        ------
+        ValueError
+            If the store's back end is ``"gmm"``.
+        UnknownSpeakerError, ForeignModelError, InvalidStoreError
+            As :meth:`load_stats`, or if the vector sum does not fit the back end.
         """
         backend = self.ivector_backend
-        return backend.vectors([self.load_stats(name)])[0]
+        stats, arrays = self._load_speaker(name)
+        return self._vector_sum(backend, stats, arrays, check_speaker_name(name))
+
+    def _vector_sum(self, backend, stats, arrays, name):
+        if "ivector_sum" not in arrays:
+            return backend.vectors([stats])[0], 1
+        fix = f"re-enroll {name!r} (enroll with --replace) or remove it"
+        vector_sum, count = arrays["ivector_sum"], arrays.get("ivector_count")
+        if (vector_sum.shape != (backend.lda_dim_,) or vector_sum.dtype.kind != "f"
+                or not np.isfinite(vector_sum).all()):
+            raise InvalidStoreError(
+                f"the statistics file of speaker {name!r} holds an i-vector sum of shape {vector_sum.shape} "
+                f"({vector_sum.dtype}) where the back end gives {backend.lda_dim_} finite values: {fix}."
+            )
+        if count is None or count.shape != () or count.dtype.kind not in "iu" or not 1 <= int(count) <= 2**53:
+            raise InvalidStoreError(
+                f"the statistics file of speaker {name!r} holds no valid i-vector count (a positive integer): {fix}."
+            )
+        return vector_sum.astype(np.float64), int(count)
 
     def _read_speaker(self, manifest, name, entry):
         root_fp = manifest["ubm"]["fingerprint"]
@@ -620,7 +652,7 @@ class SpeakerStore:
                 f"the statistics file {path} holds speaker {stored_name!r}, not {name!r}; the store is damaged: {fix}."
             )
         self._check_stats(stats, manifest, what=f"the statistics file {path} of speaker {name!r}", fix=fix)
-        return stats
+        return stats, arrays
 
     def _check_stats(self, stats, manifest, what, fix, invalid=InvalidStoreError):
         ubm = manifest["ubm"]
@@ -639,7 +671,7 @@ class SpeakerStore:
             raise invalid(f"{what} holds negative counts: {fix}.")
 
     # --------------------------------------------------------------- writing
-    def enroll_stats(self, name, stats, n_utterances=1, mode="add", *, ubm_fingerprint=None):
+    def enroll_stats(self, name, stats, n_utterances=1, mode="add", *, vectors=None, ubm_fingerprint=None):
         """Store a speaker's statistics, adding them to any already enrolled.
 
         Under the store's lock: re-read the manifest, read the speaker's
@@ -661,6 +693,11 @@ class SpeakerStore:
             ``"add"`` sums with the statistics already enrolled (a new
             speaker simply starts from them); ``"replace"`` discards them,
             which is how a speaker of another UBM is re-enrolled.
+        vectors : ndarray of shape (n_utterances, lda_dim), optional
+            ``"ivector"`` stores only, and required there: the processed
+            i-vector of each enrollment utterance
+            (``store.ivector_backend.vectors(per-utterance statistics)``);
+            their sum and count are added to the speaker's.
         ubm_fingerprint : str, optional
             Fingerprint of the UBM ``stats`` were accumulated against; if
             given it must be the store's.
@@ -705,6 +742,18 @@ class SpeakerStore:
         )
         if not stats.n_frames > 0:
             raise ValueError(f"{what} cover no frames; there is nothing to enroll (did the VAD drop every frame?).")
+        backend = self.ivector_backend if seen["backend"] == "ivector" else None
+        if backend is None and vectors is not None:
+            raise ValueError(f"store {self._root} uses the gmm back end, which keeps no i-vectors; "
+                             "enroll the statistics without vectors.")
+        if backend is not None:
+            if vectors is None:
+                raise ValueError(f"store {self._root} uses the ivector back end: pass vectors=, the i-vector "
+                                 "of each enrollment utterance (store.ivector_backend.vectors(statistics)).")
+            vectors = np.asarray(vectors, dtype=np.float64)
+            if vectors.shape != (n_utterances, backend.lda_dim_) or not np.isfinite(vectors).all():
+                raise ValueError(f"vectors must be {n_utterances} finite i-vectors of {backend.lda_dim_} "
+                                 f"values (one per utterance), got shape {vectors.shape}.")
 
         with self._transaction() as manifest:
             if manifest["ubm"]["fingerprint"] != expected_fp:
@@ -713,9 +762,14 @@ class SpeakerStore:
                     "enrolled; the statistics belong to the old UBM: re-open the store and accumulate them again."
                 )
             old = manifest["speakers"].get(name)
+            vector_sum, vector_count = (vectors.sum(axis=0), len(vectors)) if backend is not None else (None, 0)
             if mode == "add" and old is not None:
-                total = self._read_speaker(manifest, name, old) + stats
+                old_stats, old_arrays = self._read_speaker(manifest, name, old)
+                total = old_stats + stats
                 n_total = old["n_utterances"] + int(n_utterances)
+                if backend is not None:
+                    old_sum, old_count = self._vector_sum(backend, old_stats, old_arrays, name)
+                    vector_sum, vector_count = old_sum + vector_sum, old_count + vector_count
             else:
                 total, n_total = stats.copy(), int(n_utterances)
             generation = manifest["generation"] + 1
@@ -724,6 +778,8 @@ class SpeakerStore:
             arrays = total.to_arrays()
             arrays["speaker_name"] = np.array(name)
             arrays["ubm_fingerprint"] = np.array(expected_fp)
+            if backend is not None:
+                arrays["ivector_sum"], arrays["ivector_count"] = vector_sum, np.array(vector_count, dtype=np.int64)
             write_npz_atomic(self._root / SPEAKERS_DIR / file_name, arrays)
             now = _now()
             entry = {
