@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=float, default=2.0, metavar="S", help="sliding window in seconds (default 2)")
     p.add_argument("--min-speech", type=float, default=0.5, metavar="S",
                    help="speech needed in the window before a decision, in seconds (default 0.5)")
+    p.add_argument("--decision-interval", type=float, default=0.1, metavar="S",
+                   help="decide every S seconds of stream time, whatever --chunk-ms is, so the same audio "
+                        "gives the same events (default 0.1)")
     p.add_argument("--threshold", type=float, default=0.0,
                    help="a speaker is decided when their window score reaches it, else 'unknown' "
                         "(default 0.0; --threshold=-inf always names the best speaker); the score is the "
@@ -302,7 +305,8 @@ def cmd_stream(args, out):
                          channels=args.channels, sample_format=args.sample_format,
                          stall_timeout=args.stall_timeout or None, default_rate=config.sr)
     scorer = StreamScorer.from_store(store, sr=source.sr, resample=not args.no_resample, window_s=args.window,
-                                     min_speech_s=args.min_speech, threshold=args.threshold,
+                                     min_speech_s=args.min_speech, decision_interval_s=args.decision_interval,
+                                     threshold=args.threshold,
                                      switch_margin=args.switch_margin, top_c=_top_c(args, store.backend))
 
     def show(update):
