@@ -225,10 +225,10 @@ def _batch_size(args):
 
 def cmd_train_ubm(args, out):
     from .evaluation.corpora import audio_paths, labelled_audio_paths
-    from .operations import train_ivector_backend
+    from .operations import train_models
     from .frontend.config import FeatureConfig
     from .models.ivector_backend import IvectorBackend
-    from .models.ubm import train_ubm
+    from .models.ubm import check_learning_method
     from .store import SpeakerStore
 
     ivector_options = _ivector_options(args)
@@ -239,11 +239,12 @@ def cmd_train_ubm(args, out):
         paths = audio_paths(args.audio)
     adapt = tuple(a.strip() for a in args.adapt.split(",") if a.strip())
     config = FeatureConfig(sr=args.sr)
-    ubm = train_ubm(paths, config, n_components=args.components, max_iter=args.max_iter,
-                    learning_method=args.learning_method, batch_size=_batch_size(args),
-                    n_jobs=args.jobs, progress=not (args.quiet or args.json))
-    backend = (train_ivector_backend(ubm, paths, speakers, config, n_jobs=args.jobs, **ivector_options)
-               if args.backend == "ivector" else None)
+    check_learning_method(args.learning_method, _batch_size(args))
+    ubm, backend = train_models(paths, config, speakers=speakers if args.backend == "ivector" else None,
+                                ivector_options=ivector_options, n_jobs=args.jobs,
+                                progress=not (args.quiet or args.json), n_components=args.components,
+                                max_iter=args.max_iter, learning_method=args.learning_method,
+                                batch_size=_batch_size(args))
     store = SpeakerStore.create(args.store, ubm, config, relevance_factor=args.relevance_factor,
                                 adapt=adapt, overwrite=args.overwrite, backend=backend)
     result = {"store": str(store.path), "files": len(paths), "components": args.components,
