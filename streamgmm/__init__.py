@@ -8,8 +8,6 @@ Modules, bottom to top (each imports only modules listed before it)
 -------------------------------------------------------------------
 _validation
     Input checks shared by the estimators.
-base
-    :class:`~streamgmm.base.ParamsMixin`: scikit-learn's ``get_params`` / ``set_params`` / ``repr``.
 parameters
     Conversions between covariances, precisions and their Cholesky factors.
 io
