@@ -6,6 +6,8 @@ Exact out-of-core EM (``OnlineGMM.fit`` over chunks) and online stepwise EM
 
 Modules, bottom to top (each imports only modules listed before it)
 -------------------------------------------------------------------
+numba_cache
+    Where Numba caches the compiled kernels: sets ``NUMBA_CACHE_DIR`` to a per-user directory.
 _validation
     Input checks shared by the estimators.
 parameters
