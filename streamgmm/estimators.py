@@ -145,6 +145,10 @@ def _coalesced(chunks, n_features, min_rows):
 class OnlineGMM(DensityMixin, BaseEstimator):
     """Gaussian mixture learnt by out-of-core batch EM (``fit``) or online EM (``partial_fit``).
 
+    A scikit-learn density estimator (it passes ``check_estimator``): ``clone``,
+    ``Pipeline`` and ``GridSearchCV`` work, the latter scoring candidates by
+    :meth:`score`, the mean log-likelihood per frame, by default.
+
     Parameters
     ----------
     n_components : int, default=1
@@ -307,6 +311,7 @@ class OnlineGMM(DensityMixin, BaseEstimator):
         return params
 
     def _validate_params(self):
+        """Check the settings, each error naming it (replaces BaseEstimator's, which we do not use)."""
         check_positive_int(self.n_components, "n_components")
         check_covariance_type(self.covariance_type)
         check_nonnegative_float(self.tol, "tol")
