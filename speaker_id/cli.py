@@ -67,6 +67,18 @@ def _top_c(args, backend):
     return 5 if args.top_c is None else args.top_c
 
 
+def _version() -> str:
+    """The installed distribution's version; the source's when run from a checkout that is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("streamgmm")
+    except PackageNotFoundError:
+        from streamgmm import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speaker-id",
@@ -74,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "verify and identify them from recordings.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

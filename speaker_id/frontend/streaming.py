@@ -51,6 +51,8 @@ import numpy as np
 from numba import njit
 from scipy.ndimage import maximum_filter1d
 
+from streamgmm.numba_cache import CACHE
+
 from .config import FeatureConfig, FeatureError
 from .deltas import acceleration_weights, delta_weights, filter_valid
 from .mfcc import mfcc_from_frames
@@ -460,7 +462,7 @@ class StreamingFeatureExtractor:
         return FrameBlock(np.ascontiguousarray(feats, dtype=np.float32), index)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _sliding_cmvn(x, ring, sums, counts, window, out):
     """Normalise each row with the mean and deviation of the last ``window`` rows, itself included.
 
