@@ -149,7 +149,7 @@ def test_one_dimensional_and_empty_input_messages():
 
 
 def test_feature_names_of_a_dataframe_are_kept_and_checked(blobs):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd  # a dev dependency: DataFrames are what feature names come from
     frame = pd.DataFrame(blobs[0], columns=["a", "b", "c"])
     gmm = OnlineGMM(2, covariance_type="diag", random_state=0).fit(frame)
     np.testing.assert_array_equal(gmm.feature_names_in_, ["a", "b", "c"])
