@@ -22,6 +22,7 @@ of :mod:`streamgmm.io`) is written by ``OnlineGMM.save`` and read by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import numbers
 import sys
@@ -360,7 +361,44 @@ class OnlineGMM(ParamsMixin):
     variance_floor_ = None
 
     def _set_parameters(self, weights, means, covariances, *, shift=None, variance_floor=None, source="parameters"):
-        """Install new parameters after checking shapes and finiteness."""
+        """Install new parameters after checking shapes, finiteness and positive definiteness.
+
+        Everything is checked before anything is assigned: on ``ValueError``
+        the model is unchanged.
+        """
+        parameters = self._checked_parameters(weights, means, covariances, source)
+        d = parameters[1].shape[1]
+        if shift is not None:
+            shift = np.asarray(shift, dtype=np.float64)
+            if shift.size != d or not np.isfinite(shift).all():
+                raise ValueError(f"{source}: shift must be {d} finite values, got shape {shift.shape}.")
+        if variance_floor is not None:
+            floor = np.asarray(variance_floor, dtype=np.float64)
+            if floor.ndim and floor.size != d:
+                raise ValueError(f"{source}: variance_floor must hold {d} values, got shape {floor.shape}.")
+        self._install_parameters(*parameters)
+        if shift is not None:
+            self.shift_ = shift.reshape(d)
+        if variance_floor is not None:
+            self.variance_floor_ = None if floor.ndim == 0 else floor.reshape(d)
+
+    def _checked_parameters(self, weights, means, covariances, source):
+        """Parameters as float64 arrays with their precision Cholesky factors, or ``ValueError``.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n_components,)
+        means : array-like of shape (n_components, n_features)
+        covariances : array-like, shape per ``covariance_type``
+        source : str
+            What produced them, for the messages.
+
+        Returns
+        -------
+        weights, means, covariances, precisions_cholesky : ndarray
+            Finite, weights positive and summing to 1, covariances positive
+            definite. Nothing on the model changes.
+        """
         k = self.n_components
         weights = np.asarray(weights, dtype=np.float64)
         means = np.asarray(means, dtype=np.float64)
@@ -383,16 +421,51 @@ class OnlineGMM(ParamsMixin):
         if np.any(weights <= 0) or not np.isclose(weights.sum(), 1.0, rtol=1e-6):
             raise ValueError(f"{source}: weights must be positive and sum to 1 (sum {weights.sum():.6g}).")
         chol = precisions_cholesky_from_covariances(covariances, self.covariance_type)
+        if not np.isfinite(chol).all():
+            raise ValueError(
+                f"{source}: the precisions overflow float64 (a variance is too close to 0); "
+                "raise reg_covar or covariance_floor."
+            )
+        return weights, means, covariances, chol
+
+    def _install_parameters(self, weights, means, covariances, precisions_cholesky):
+        """Assign parameters checked by :meth:`_checked_parameters` (the commit of an update)."""
         self.weights_, self.means_, self.covariances_ = weights, means, covariances
-        self.precisions_cholesky_ = chol
-        self.precisions_ = precisions_from_cholesky(chol, self.covariance_type)
-        self.n_features_in_ = d
-        if shift is not None:
-            self.shift_ = np.asarray(shift, dtype=np.float64).reshape(d)
-        if variance_floor is not None:
-            floor = np.asarray(variance_floor, dtype=np.float64)
-            self.variance_floor_ = None if floor.ndim == 0 else floor.reshape(d)
+        self.precisions_cholesky_ = precisions_cholesky
+        self.precisions_ = precisions_from_cholesky(precisions_cholesky, self.covariance_type)
+        self.n_features_in_ = means.shape[1]
         self._plan = None
+
+    @contextlib.contextmanager
+    def _unchanged_on_error(self, action):
+        """Run an update as a transaction: if it raises, the model is restored bit for bit.
+
+        Updates bind new objects to the attributes and never write into the
+        arrays they held, so a shallow copy of the attributes plus the state
+        of the random generator restore the model exactly. A ``LinAlgError``
+        from the numerics is raised as a ``ValueError``.
+
+        Parameters
+        ----------
+        action : str
+            The update, for messages ("fit", "partial_fit").
+        """
+        saved = dict(vars(self))
+        rng_state = None if self._rng is None else self._rng.bit_generator.state
+        try:
+            yield
+        except BaseException as exc:
+            vars(self).clear()
+            vars(self).update(saved)
+            if rng_state is not None:
+                self._rng.bit_generator.state = rng_state
+            if isinstance(exc, np.linalg.LinAlgError):
+                raise ValueError(
+                    f"{action} failed in linear algebra ({exc}): the data are numerically degenerate for "
+                    "this model; scale the features, raise reg_covar or covariance_floor, or use fewer "
+                    "components. The model is unchanged."
+                ) from None
+            raise
 
     def _rng_state(self):
         if self._rng is None:
@@ -461,17 +534,55 @@ class OnlineGMM(ParamsMixin):
         return reservoir.sample(), moments
 
     # -------------------------------------------------------------- M-step
-    def _m_step(self, stats):
-        weights, means, covariances = estimate_parameters(
-            stats, self.covariance_type, self.reg_covar, self.variance_floor_
-        )
-        if self.min_weight > 0 and np.any(weights < self.min_weight):
-            weights, means, covariances, reseeded = reseed_starved(
-                weights, means, covariances, self.covariance_type, self.min_weight, self._rng_state()
+    def _m_step(self, stats, source="M-step"):
+        """Estimate parameters from ``stats`` and install them (see :meth:`_estimate`)."""
+        self._install_parameters(*self._estimate(stats, source))
+
+    def _estimate(self, stats, source):
+        """The M-step's parameters from ``stats``, checked, without installing them.
+
+        Only the random generator may advance (re-seeding starved components).
+
+        Parameters
+        ----------
+        stats : SufficientStats
+        source : str
+            The update, for messages.
+
+        Returns
+        -------
+        weights, means, covariances, precisions_cholesky : ndarray
+            As :meth:`_checked_parameters`.
+
+        Raises
+        ------
+        ValueError
+            If the statistics are not finite, or the parameters would not be
+            (or a covariance would not be positive definite).
+        """
+        bad = stats.non_finite_fields()
+        if bad:
+            raise ValueError(
+                f"{source}: the statistics hold non-finite values in {bad[0]!r} (float64 overflowed): "
+                "the frames are too large or too far from the model for its scale; scale the features "
+                "(standardise them or change their units)."
             )
-            if reseeded and self.verbose:
-                print(f"re-seeded starved components {reseeded}", file=sys.stderr)
-        self._set_parameters(weights, means, covariances, source="M-step")
+        try:
+            weights, means, covariances = estimate_parameters(
+                stats, self.covariance_type, self.reg_covar, self.variance_floor_
+            )
+            if self.min_weight > 0 and np.any(weights < self.min_weight):
+                weights, means, covariances, reseeded = reseed_starved(
+                    weights, means, covariances, self.covariance_type, self.min_weight, self._rng_state()
+                )
+                if reseeded and self.verbose:
+                    print(f"re-seeded starved components {reseeded}", file=sys.stderr)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(
+                f"{source}: the covariances could not be estimated ({exc}); raise reg_covar or "
+                "covariance_floor, or scale the features."
+            ) from None
+        return self._checked_parameters(weights, means, covariances, source)
 
     def _accumulate_source(self, source):
         plan = self._density_plan()
@@ -500,9 +611,28 @@ class OnlineGMM(ParamsMixin):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            If a chunk is not valid frames (see :meth:`partial_fit`) or EM
+            fails numerically. The model is then as it was before ``fit``.
         """
         self._validate_params()
         source = chunk_source(X)
+        with self._unchanged_on_error("fit"):
+            self._fit(source)
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                f"EM did not converge in max_iter={self.max_iter} iterations (last change of the "
+                f"lower bound above tol={self.tol}); increase max_iter or tol, or check the data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _fit(self, source):
+        """The body of :meth:`fit`: initialisations, EM passes, the best result kept."""
         do_init = not (self.warm_start and self._is_fitted())
         n_init = self.n_init if do_init else 1
         rng = self._rng_state()
@@ -548,14 +678,6 @@ class OnlineGMM(ParamsMixin):
         stats = best["stats"]
         self._running_stats = None if stats is None else stats * (1.0 / stats.n_frames)
         self.n_updates_ = 1
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations (last change of the "
-                f"lower bound above tol={self.tol}); increase max_iter or tol, or check the data.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return self
 
     def fit_predict(self, X, y=None):
         """``fit(X)`` then ``predict(X)`` (``X`` must be an array here)."""
@@ -581,47 +703,65 @@ class OnlineGMM(ParamsMixin):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            If the chunk is not valid frames (wrong shape, NaN or inf, values
+            beyond ``1e100`` in magnitude; see :mod:`streamgmm._validation`)
+            or the update would give non-finite statistics or parameters. The
+            model is then unchanged, bit for bit, and learns the next chunk.
         """
         self._validate_params()
         expected = self.n_features_in_ if self._is_fitted() else None
         if expected is None and self._init_buffer:
             expected = self._init_buffer[0].shape[1]
         X = check_frames(X, n_features=expected, name="chunk")
-        if not self._is_fitted():
-            self._init_buffer = list(self._init_buffer) + [np.array(X, dtype=np.float64)]
-            if sum(len(c) for c in self._init_buffer) < self._online_init_size():
-                return self
-            data = np.concatenate(self._init_buffer)
-            self._init_buffer = ()
-            moments = RunningMoments()
-            moments.add(data)
-            self._initialise(data, moments.mean, moments.variance, self._rng_state())
-            previous = -np.inf
-            for i in range(self.init_max_iter):
-                stats = self._density_plan().accumulate(data)
-                self._running_stats = stats * (1.0 / stats.n_frames)
-                if i == 0:  # the chunk's likelihood before learning, as for every later chunk
-                    self.lower_bound_ = self._running_stats.log_likelihood
-                self._m_step(self._running_stats)
-                if self._running_stats.log_likelihood - previous < self.tol:
-                    break
-                previous = self._running_stats.log_likelihood
-            self.n_updates_ = 1
-            self.converged_, self.n_iter_, self.lower_bounds_ = False, 1, [self.lower_bound_]
-            return self
-        stats = self._density_plan().accumulate(X)
-        stats = stats * (1.0 / stats.n_frames)
-        if self._running_stats is None:
-            self._running_stats = self.stats_from_parameters()
+        with self._unchanged_on_error("partial_fit"):
+            if self._is_fitted():
+                self._online_step(X)
+            else:
+                self._buffer_or_initialise(X)
+        return self
+
+    def _buffer_or_initialise(self, X):
+        """Buffer the chunk; once ``init_size`` frames are in, initialise from them."""
+        buffer = list(self._init_buffer) + [np.array(X, dtype=np.float64)]
+        if sum(len(c) for c in buffer) < self._online_init_size():
+            self._init_buffer = buffer
+            return
+        data = np.concatenate(buffer)
+        self._init_buffer = ()
+        moments = RunningMoments()
+        moments.add(data)
+        self._initialise(data, moments.mean, moments.variance, self._rng_state())
+        previous = -np.inf
+        for i in range(self.init_max_iter):
+            stats = self._density_plan().accumulate(data)
+            self._running_stats = stats * (1.0 / stats.n_frames)
+            if i == 0:  # the chunk's likelihood before learning, as for every later chunk
+                self.lower_bound_ = self._running_stats.log_likelihood
+            self._m_step(self._running_stats, "initialisation")
+            if self._running_stats.log_likelihood - previous < self.tol:
+                break
+            previous = self._running_stats.log_likelihood
+        self.n_updates_ = 1
+        self.converged_, self.n_iter_, self.lower_bounds_ = False, 1, [self.lower_bound_]
+
+    def _online_step(self, X):
+        """One stepwise-EM update: new statistics and parameters, committed once both are valid."""
+        chunk = self._density_plan().accumulate(X)
+        chunk = chunk * (1.0 / chunk.n_frames)
+        previous = self._running_stats if self._running_stats is not None else self.stats_from_parameters()
         step = self._step_size()
-        running = self._running_stats * (1.0 - step)
-        running += stats * step
+        running = previous * (1.0 - step)
+        running += chunk * step
+        parameters = self._estimate(running, "partial_fit")
         self._running_stats = running
-        self._m_step(running)
+        self._install_parameters(*parameters)
         self.n_updates_ += 1
         self.n_iter_ = getattr(self, "n_iter_", 0) + 1
-        self.lower_bound_ = stats.log_likelihood
-        return self
+        self.lower_bound_ = chunk.log_likelihood
 
     def stats_from_parameters(self):
         """Per-frame statistics whose M-step gives the current parameters back.

@@ -206,6 +206,18 @@ class SufficientStats:
         """Return the statistics multiplied by ``factor`` (e.g. a decay ``1 - g``)."""
         return self * factor
 
+    def non_finite_fields(self):
+        """Names of the fields holding NaN or inf, in field order (empty when all are finite).
+
+        Returns
+        -------
+        list of str
+            Drawn from ``zeroth``, ``first``, ``second``, ``shift``,
+            ``log_likelihood``, ``n_frames``.
+        """
+        fields = ("zeroth", "first", "second", "shift", "log_likelihood", "n_frames")
+        return [name for name in fields if not np.isfinite(getattr(self, name)).all()]
+
     # -------------------------------------------------------- derived moments
     def means(self):
         """Per-component means ``first / zeroth + shift``, shape (n_components, n_features).
