@@ -7,13 +7,14 @@ Exact out-of-core EM (``OnlineGMM.fit`` over chunks) and online stepwise EM
 Modules, bottom to top (each imports only modules listed before it)
 -------------------------------------------------------------------
 _validation
-    Input checks shared by the estimators.
+    Input checks shared by the estimators, the scale limit of frames.
 base
     :class:`~streamgmm.base.ParamsMixin`: scikit-learn's ``get_params`` / ``set_params`` / ``repr``.
 parameters
     Conversions between covariances, precisions and their Cholesky factors.
 io
-    The file format: atomic ``.npz`` writing, pickle-free reading, headers.
+    The file format: atomic ``.npz`` writing; guarded, pickle-free reading (only the
+    expected members, each header checked before its data); bounded JSON.
 stats
     :class:`SufficientStats`, additive statistics of a mixture; their files.
 fastexp, _kernels

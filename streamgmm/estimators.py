@@ -46,7 +46,7 @@ from .init import (
     initial_responsibilities,
     split_initialisation,
 )
-from .io import MODEL_KIND, STATS_KIND, check_header, header, read_npz, write_npz_atomic
+from .io import MODEL_KIND, STATS_KIND, NpzReader, array, header, one_of, parse_json, scalar, write_npz_atomic
 from .mstep import estimate_parameters, reseed_starved
 from .parameters import (
     covariances_from_precisions,
@@ -57,6 +57,7 @@ from .parameters import (
 )
 from .sklearn_compat import arrays_to_gaussian_mixture, gaussian_mixture_to_arrays
 from .stats import SufficientStats
+from .stats import file_fields as stats_file_fields
 
 
 class ConvergenceWarning(UserWarning):
@@ -1008,26 +1009,74 @@ def load(path):
     True
     """
     source = f"model file {path}"
-    arrays = read_npz(path)
-    check_header(arrays, MODEL_KIND, source)
-    try:
-        params = json.loads(str(arrays["params_json"]))
-        model = OnlineGMM(**params)
-        weights, means, covariances = arrays["weights"], arrays["means"], arrays["covariances"]
-        shift, floor = arrays["shift"], arrays["variance_floor"]
-        n_updates, converged = int(arrays["n_updates"]), bool(arrays["converged"])
-        n_iter, lower_bound = int(arrays["n_iter"]), float(arrays["lower_bound"])
-    except KeyError as exc:
-        raise ValueError(f"{source} is missing the field {exc.args[0]!r}; it is truncated or foreign.") from None
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{source} has invalid settings ({exc}); the file is corrupt.") from None
-    model._set_parameters(weights, means, covariances, shift=shift, variance_floor=floor, source=source)
-    model.n_updates_, model.converged_, model.n_iter_, model.lower_bound_ = n_updates, converged, n_iter, lower_bound
+    with NpzReader(path, source) as reader:
+        reader.check_kind(MODEL_KIND)
+        settings = reader.read({"params_json": scalar("str", max_chars=MAX_SETTINGS_CHARS)})["params_json"]
+        model = _model_from_settings(parse_json(str(settings), source, what="member 'params_json'", max_depth=1), source)
+        fields = model_file_fields(model.covariance_type, with_stats="stats_zeroth" in reader)
+        arrays = reader.read(fields, dims={"K": model.n_components})
+    model._set_parameters(
+        arrays["weights"], arrays["means"], arrays["covariances"],
+        shift=arrays["shift"], variance_floor=arrays["variance_floor"], source=source,
+    )
+    model.n_updates_, model.converged_ = int(arrays["n_updates"]), bool(arrays["converged"])
+    model.n_iter_, model.lower_bound_ = int(arrays["n_iter"]), float(arrays["lower_bound"])
     if "stats_zeroth" in arrays:
-        stats_arrays = {k[len("stats_"):]: v for k, v in arrays.items() if k.startswith("stats_")}
-        stats_arrays["kind"] = np.array(STATS_KIND)
-        stats_arrays["format_version"] = arrays["format_version"]
+        stats_arrays = {name[len("stats_"):]: value for name, value in arrays.items() if name.startswith("stats_")}
+        stats_arrays.update(header(STATS_KIND))
         model._running_stats = SufficientStats.from_arrays(stats_arrays, source=source)
-        if model._running_stats.second.shape[0] != model.n_components:
-            raise ValueError(f"{source} holds statistics of another shape than its model; the file is corrupt.")
+    return model
+
+
+# The settings of a model file are about 600 characters of JSON.
+MAX_SETTINGS_CHARS = 65536
+_COVARIANCE_DIMS = {"full": ("K", "D", "D"), "tied": ("D", "D"), "diag": ("K", "D"), "spherical": ("K",)}
+
+
+def model_file_fields(covariance_type, *, with_stats=True):
+    """The members of a model file after its settings (see :class:`streamgmm.io.Field`).
+
+    Parameters
+    ----------
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    with_stats : bool
+        Whether the running statistics (``stats_*`` members) are expected.
+
+    Returns
+    -------
+    dict of str to Field
+        With the dimensions ``K`` (components) and ``D`` (features), shared
+        by the parameters and the statistics.
+    """
+    fields = {
+        "weights": array("real", "K"),
+        "means": array("real", "K", "D"),
+        "covariances": array("real", *_COVARIANCE_DIMS[covariance_type]),
+        "shift": array("real", "D"),
+        "variance_floor": one_of("real", (), ("D",)),  # a 0-d NaN: no floor
+        "n_updates": scalar("int"),
+        "converged": scalar("bool"),
+        "n_iter": scalar("int"),
+        "lower_bound": scalar("real"),
+    }
+    if with_stats:
+        layout = "diag" if covariance_type in ("diag", "spherical") else "full"
+        # the same dimension names: the statistics have the model's components and features
+        fields.update({"stats_" + name: field for name, field in stats_file_fields(layout).items()})
+    return fields
+
+
+def _model_from_settings(params, source):
+    """An unfitted ``OnlineGMM`` with the settings of a model file, all validated."""
+    if not isinstance(params, dict):
+        raise ValueError(f"{source}: its settings are not a JSON object; the file is corrupt.")
+    kept = [name for name in ("weights_init", "means_init", "precisions_init") if params.get(name) is not None]
+    if kept:
+        raise ValueError(f"{source}: its settings hold {kept[0]}, which files never keep; the file is corrupt.")
+    try:
+        model = OnlineGMM(**params)
+        model._validate_params()
+        _as_rng(model.random_state)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source} has invalid settings ({exc}); the file is corrupt.") from None
     return model
