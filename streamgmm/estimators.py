@@ -407,6 +407,8 @@ class OnlineGMM(ParamsMixin):
         if means.ndim != 2 or means.shape[0] != k:
             raise ValueError(f"{source}: means must have shape ({k}, n_features), got {means.shape}.")
         d = means.shape[1]
+        if d == 0:
+            raise ValueError(f"{source}: means have 0 features; a model needs at least one.")
         expected = expected_covariance_shape(k, d, self.covariance_type)
         if weights.shape != (k,) or covariances.shape != expected:
             raise ValueError(
@@ -995,7 +997,10 @@ def load(path):
     ------
     ValueError
         If the file is missing, not a streamgmm model file, of another format
-        version, truncated or corrupt.
+        version, truncated or corrupt: a member of the wrong dtype or shape
+        (checked in its header before its data are read; members not listed
+        in :func:`model_file_fields` are never read), settings that are not a
+        flat JSON object of valid settings, or invalid parameters.
 
     Examples
     --------
@@ -1012,7 +1017,8 @@ def load(path):
     with NpzReader(path, source) as reader:
         reader.check_kind(MODEL_KIND)
         settings = reader.read({"params_json": scalar("str", max_chars=MAX_SETTINGS_CHARS)})["params_json"]
-        model = _model_from_settings(parse_json(str(settings), source, what="member 'params_json'", max_depth=1), source)
+        params = parse_json(str(settings), source, what="member 'params_json'", max_depth=1)
+        model = _model_from_settings(params, source)
         fields = model_file_fields(model.covariance_type, with_stats="stats_zeroth" in reader)
         arrays = reader.read(fields, dims={"K": model.n_components})
     model._set_parameters(
@@ -1069,14 +1075,19 @@ def model_file_fields(covariance_type, *, with_stats=True):
 def _model_from_settings(params, source):
     """An unfitted ``OnlineGMM`` with the settings of a model file, all validated."""
     if not isinstance(params, dict):
-        raise ValueError(f"{source}: its settings are not a JSON object; the file is corrupt.")
+        raise ValueError(f"{source}: member 'params_json' is not a JSON object of settings; the file is corrupt.")
     kept = [name for name in ("weights_init", "means_init", "precisions_init") if params.get(name) is not None]
     if kept:
-        raise ValueError(f"{source}: its settings hold {kept[0]}, which files never keep; the file is corrupt.")
+        raise ValueError(f"{source}: member 'params_json' sets {kept[0]}, which files never keep; the file is corrupt.")
     try:
         model = OnlineGMM(**params)
         model._validate_params()
         _as_rng(model.random_state)
+        # settings fit does not validate, whose wrong type would only fail later
+        check_positive_int(model.verbose, "verbose", minimum=0)
+        check_positive_int(model.verbose_interval, "verbose_interval")
+        if not isinstance(model.warm_start, bool):
+            raise ValueError(f"warm_start must be true or false, got {model.warm_start!r}.")
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{source} has invalid settings ({exc}); the file is corrupt.") from None
+        raise ValueError(f"{source} has invalid settings in member 'params_json' ({exc}); the file is corrupt.") from None
     return model
