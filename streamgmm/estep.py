@@ -144,14 +144,16 @@ class DensityPlan:
             b = stop - start
             xb = X[start:stop]
             design, joint, log_norm = design_buf[:b], joint_buf[:b], norm_buf[:b]
-            if self.layout == "diag":
-                kernels.fill_diag(xb, self.shift, design)
-                np.dot(design, self.weight_matrix, out=joint)
-            else:
-                kernels.fill_full(xb, self.shift, design)
-                whitened = whitened_buf[:b]
-                np.dot(design[:, :d], self.factors_concat, out=whitened)
-                kernels.full_joint(whitened, self.centres, self.bias, joint)
+            # an overflow is refused below, with the frame it happened to, not warned about
+            with np.errstate(over="ignore", invalid="ignore"):
+                if self.layout == "diag":
+                    kernels.fill_diag(xb, self.shift, design)
+                    np.dot(design, self.weight_matrix, out=joint)
+                else:
+                    kernels.fill_full(xb, self.shift, design)
+                    whitened = whitened_buf[:b]
+                    np.dot(design[:, :d], self.factors_concat, out=whitened)
+                    kernels.full_joint(whitened, self.centres, self.bias, joint)
             if output == "responsibilities":
                 kernels.normalise(joint, log_norm)
             elif output == "log_norm":
