@@ -9,11 +9,12 @@ Modules, bottom to top (each imports only modules listed before it)
 numba_cache
     Where Numba caches the compiled kernels: sets ``NUMBA_CACHE_DIR`` to a per-user directory.
 _validation
-    Input checks shared by the estimators.
+    Input checks shared by the estimators, the scale limit of frames.
 parameters
     Conversions between covariances, precisions and their Cholesky factors.
 io
-    The file format: atomic ``.npz`` writing, pickle-free reading, headers.
+    The file format: atomic ``.npz`` writing; guarded, pickle-free reading (only the
+    expected members, each header checked before its data); bounded JSON.
 stats
     :class:`SufficientStats`, additive statistics of a mixture; their files.
 fastexp, _kernels

@@ -1,4 +1,20 @@
-"""Input checks shared by the estimators: every error names the problem and the fix."""
+"""Input checks shared by the estimators: every error names the problem and the fix.
+
+The scale limit
+---------------
+Frames are refused when an entry exceeds :data:`MAX_ABS_VALUE` (``1e100``) in
+magnitude. The E-step squares deviations from the statistics' shift (up to
+``(2e100)**2 = 4e200``), weighs them by precisions and sums them over
+features and frames; float64 overflows at ``1.8e308``, so the limit leaves a
+factor of ``1e108`` for precisions, feature counts and frame counts: with
+variances above ``1e-50`` (``reg_covar`` alone keeps them above ``1e-6``) no
+statistic, squared distance or log-likelihood of accepted frames overflows.
+(``1e150`` would leave only ``1e8``: the second-order sums of 1e8 such frames
+overflow.) No real feature comes near the limit; data that do are in
+unsuited units and should be scaled. Should a model's own parameters make a
+log-density overflow anyway, the E-step refuses the frames with a message
+(:meth:`streamgmm.estep.DensityPlan`), so no NaN or infinity comes out.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +24,7 @@ import numpy as np
 from sklearn.utils import check_array
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+MAX_ABS_VALUE = 1e100
 
 
 def check_frames(X, *, n_features=None, name="X", owner="the model"):
@@ -39,8 +56,11 @@ def check_frames(X, *, n_features=None, name="X", owner="the model"):
     Raises
     ------
     ValueError
-        Naming the problem and the fix. ``TypeError`` for entries that are
-        not numbers (e.g. a dict in an object array).
+        Naming the problem and the fix: ``X`` is not a non-empty 2-D
+        numeric array (of ``n_features`` columns), holds NaN or inf, or an
+        entry beyond :data:`MAX_ABS_VALUE` in magnitude (see the module
+        notes). ``TypeError`` for entries that are not numbers (e.g. a dict
+        in an object array).
     """
     arr = _as_array(X, name)
     if arr.ndim != 2:
@@ -68,7 +88,7 @@ def check_frames(X, *, n_features=None, name="X", owner="the model"):
         )
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
-    check_finite(arr, name=name)
+    check_magnitude(arr, name=name)
     return arr
 
 
@@ -118,16 +138,48 @@ def _one_line(exc, limit=300):
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
+def check_magnitude(arr, *, name="X"):
+    """Raise ``ValueError`` unless every entry of ``arr`` is finite and within :data:`MAX_ABS_VALUE`.
+
+    One pass for the minimum and one for the maximum (NaN propagates through
+    both); the offending entries are looked up only when the check fails.
+
+    Parameters
+    ----------
+    arr : ndarray of shape (n_frames, n_features), real, not empty
+    name : str
+        How the array is called in error messages.
+    """
+    # as Python floats: compared in float32, the limit itself would round to inf
+    low, high = float(arr.min()), float(arr.max())
+    if -MAX_ABS_VALUE <= low and high <= MAX_ABS_VALUE:
+        return
+    check_finite(arr, name=name)
+    bad = np.argwhere(np.abs(arr) > MAX_ABS_VALUE)
+    row, col = _position(arr, bad[0])
+    raise ValueError(
+        f"{name} holds {len(bad)} value(s) beyond +-{MAX_ABS_VALUE:.0e}, the first at row {row}, "
+        f"column {col} (value {arr[tuple(bad[0])]:.3e}); streamgmm refuses them because their squares "
+        "would overflow float64 in the E-step. Scale the features (standardise them or change their "
+        f"units) so that magnitudes stay below {MAX_ABS_VALUE:.0e}."
+    )
+
+
 def check_finite(arr, *, name="X"):
     """Raise ``ValueError`` naming the first non-finite entry of ``arr``."""
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))
-        row, col = (int(v) for v in bad[0][:2]) if arr.ndim == 2 else (int(bad[0][0]), 0)
+        row, col = _position(arr, bad[0])
         value = arr[tuple(bad[0])]
         raise ValueError(
             f"{name} contains {len(bad)} non-finite value(s) (NaN or inf), the first at "
             f"row {row}, column {col} (value {value}); remove or impute them before fitting or scoring."
         )
+
+
+def _position(arr, index):
+    """(row, column) of an ``np.argwhere`` entry; column 0 for 1-D arrays."""
+    return (int(index[0]), int(index[1])) if arr.ndim == 2 else (int(index[0]), 0)
 
 
 def check_positive_int(value, name, minimum=1):

@@ -117,7 +117,7 @@ class DensityPlan:
         self.block_size = int(block_size)
 
     # ------------------------------------------------------------------ core
-    def _blocks(self, X, output, kernels=_PARALLEL):
+    def _blocks(self, X, output, kernels=_PARALLEL, offset=0):
         """Yield ``(start, stop, block, log_norm, design)`` for consecutive row blocks.
 
         ``output`` is ``"responsibilities"`` (``block`` holds them and
@@ -125,6 +125,12 @@ class DensityPlan:
         holds the log joint densities, ``log_norm`` is filled) or ``"joint"``
         (only the log joint densities; ``log_norm`` is not computed).
         Buffers are reused: consume each item before asking for the next.
+        ``offset`` is the index of ``X[0]`` in the caller's input (for messages).
+
+        Raises
+        ------
+        ValueError
+            If a frame has no finite log-density (see :func:`_check_log_densities`).
         """
         n, d = X.shape
         k = self.n_components
@@ -138,18 +144,23 @@ class DensityPlan:
             b = stop - start
             xb = X[start:stop]
             design, joint, log_norm = design_buf[:b], joint_buf[:b], norm_buf[:b]
-            if self.layout == "diag":
-                kernels.fill_diag(xb, self.shift, design)
-                np.dot(design, self.weight_matrix, out=joint)
-            else:
-                kernels.fill_full(xb, self.shift, design)
-                whitened = whitened_buf[:b]
-                np.dot(design[:, :d], self.factors_concat, out=whitened)
-                kernels.full_joint(whitened, self.centres, self.bias, joint)
+            # an overflow is refused below, with the frame it happened to, not warned about
+            with np.errstate(over="ignore", invalid="ignore"):
+                if self.layout == "diag":
+                    kernels.fill_diag(xb, self.shift, design)
+                    np.dot(design, self.weight_matrix, out=joint)
+                else:
+                    kernels.fill_full(xb, self.shift, design)
+                    whitened = whitened_buf[:b]
+                    np.dot(design[:, :d], self.factors_concat, out=whitened)
+                    kernels.full_joint(whitened, self.centres, self.bias, joint)
             if output == "responsibilities":
                 kernels.normalise(joint, log_norm)
             elif output == "log_norm":
                 kernels.logsumexp(joint, log_norm)
+            # A NaN or an infinity anywhere in a row's log joint densities
+            # (from an overflowing squared distance) reaches its log-sum-exp.
+            _check_log_densities(log_norm if output != "joint" else joint.max(axis=1), offset + start)
             yield start, stop, joint, log_norm, design
 
     def accumulate(self, X):
@@ -170,19 +181,19 @@ class DensityPlan:
         bounds = np.linspace(0, X.shape[0], n_threads + 1).astype(int)
         with controller.limit(limits=1, user_api="blas"):
             pool = _thread_pool(n_threads)
-            parts = [pool.submit(self._accumulate_rows, X[a:b], _SERIAL) for a, b in zip(bounds, bounds[1:])]
+            parts = [pool.submit(self._accumulate_rows, X[a:b], _SERIAL, a) for a, b in zip(bounds, bounds[1:])]
             results = [part.result() for part in parts]
         total = results[0]
         for result in results[1:]:
             total += result
         return total
 
-    def _accumulate_rows(self, X, kernels):
+    def _accumulate_rows(self, X, kernels, offset=0):
         k, d = self.n_components, self.n_features
         acc = np.zeros((k, self.design_width))
         partial = np.empty_like(acc)
         log_likelihood = 0.0
-        for _, _, resp, log_norm, design in self._blocks(X, "responsibilities", kernels):
+        for _, _, resp, log_norm, design in self._blocks(X, "responsibilities", kernels, offset):
             np.dot(resp.T, design, out=partial)
             acc += partial
             log_likelihood += float(np.sum(log_norm))
@@ -223,6 +234,31 @@ class DensityPlan:
         for start, stop, joint, _, _ in self._blocks(X, "joint"):
             out[start:stop] = np.argmax(joint, axis=1)
         return out
+
+
+def _check_log_densities(log_density, start):
+    """Refuse a block in which some frame's log-density is not finite.
+
+    Frames within the scale limit of :mod:`streamgmm._validation` fail only
+    under extreme parameters (tiny variances, huge means) that make a
+    squared distance overflow.
+
+    Parameters
+    ----------
+    log_density : ndarray of shape (n_rows,)
+        Per frame of a block: its log-likelihood, or its largest log joint density.
+    start : int
+        Index of the block's first frame in the input.
+    """
+    if np.isfinite(log_density).all():
+        return
+    row = int(np.flatnonzero(~np.isfinite(log_density))[0])
+    raise ValueError(
+        f"frame {start + row} has no finite log-density under the model (its squared distance to "
+        f"the components, in the model's standard deviations, overflows float64; got {log_density[row]}). "
+        "Pass frames on the scale of the training data (scaled the same way), or refit with a "
+        "larger reg_covar if the model's variances are tiny."
+    )
 
 
 def unpack_upper(packed, n_features):

@@ -22,6 +22,7 @@ of :mod:`streamgmm.io`) is written by ``OnlineGMM.save`` and read by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import numbers
 import sys
@@ -48,7 +49,7 @@ from .init import (
     initial_responsibilities,
     split_initialisation,
 )
-from .io import MODEL_KIND, STATS_KIND, check_header, header, read_npz, write_npz_atomic
+from .io import MODEL_KIND, STATS_KIND, NpzReader, array, header, one_of, parse_json, scalar, write_npz_atomic
 from .mstep import estimate_parameters, reseed_starved
 from .parameters import (
     covariances_from_precisions,
@@ -59,6 +60,7 @@ from .parameters import (
 )
 from .sklearn_compat import arrays_to_gaussian_mixture, gaussian_mixture_to_arrays
 from .stats import SufficientStats
+from .stats import file_fields as stats_file_fields
 
 
 class ConvergenceWarning(sklearn_exceptions.ConvergenceWarning):
@@ -379,7 +381,44 @@ class OnlineGMM(DensityMixin, BaseEstimator):
     variance_floor_ = None
 
     def _set_parameters(self, weights, means, covariances, *, shift=None, variance_floor=None, source="parameters"):
-        """Install new parameters after checking shapes and finiteness."""
+        """Install new parameters after checking shapes, finiteness and positive definiteness.
+
+        Everything is checked before anything is assigned: on ``ValueError``
+        the model is unchanged.
+        """
+        parameters = self._checked_parameters(weights, means, covariances, source)
+        d = parameters[1].shape[1]
+        if shift is not None:
+            shift = np.asarray(shift, dtype=np.float64)
+            if shift.size != d or not np.isfinite(shift).all():
+                raise ValueError(f"{source}: shift must be {d} finite values, got shape {shift.shape}.")
+        if variance_floor is not None:
+            floor = np.asarray(variance_floor, dtype=np.float64)
+            if floor.ndim and floor.size != d:
+                raise ValueError(f"{source}: variance_floor must hold {d} values, got shape {floor.shape}.")
+        if shift is not None:
+            self.shift_ = shift.reshape(d)
+        if variance_floor is not None:
+            self.variance_floor_ = None if floor.ndim == 0 else floor.reshape(d)
+        self._install_parameters(*parameters)  # builds the density plan, which needs the shift
+
+    def _checked_parameters(self, weights, means, covariances, source):
+        """Parameters as float64 arrays with their precision Cholesky factors, or ``ValueError``.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n_components,)
+        means : array-like of shape (n_components, n_features)
+        covariances : array-like, shape per ``covariance_type``
+        source : str
+            What produced them, for the messages.
+
+        Returns
+        -------
+        weights, means, covariances, precisions_cholesky : ndarray
+            Finite, weights positive and summing to 1, covariances positive
+            definite. Nothing on the model changes.
+        """
         k = self.n_components
         weights = np.asarray(weights, dtype=np.float64)
         means = np.asarray(means, dtype=np.float64)
@@ -387,6 +426,8 @@ class OnlineGMM(DensityMixin, BaseEstimator):
         if means.ndim != 2 or means.shape[0] != k:
             raise ValueError(f"{source}: means must have shape ({k}, n_features), got {means.shape}.")
         d = means.shape[1]
+        if d == 0:
+            raise ValueError(f"{source}: means have 0 features; a model needs at least one.")
         expected = expected_covariance_shape(k, d, self.covariance_type)
         if weights.shape != (k,) or covariances.shape != expected:
             raise ValueError(
@@ -402,15 +443,19 @@ class OnlineGMM(DensityMixin, BaseEstimator):
         if np.any(weights <= 0) or not np.isclose(weights.sum(), 1.0, rtol=1e-6):
             raise ValueError(f"{source}: weights must be positive and sum to 1 (sum {weights.sum():.6g}).")
         chol = precisions_cholesky_from_covariances(covariances, self.covariance_type)
+        if not np.isfinite(chol).all():
+            raise ValueError(
+                f"{source}: the precisions overflow float64 (a variance is too close to 0); "
+                "raise reg_covar or covariance_floor."
+            )
+        return weights, means, covariances, chol
+
+    def _install_parameters(self, weights, means, covariances, precisions_cholesky):
+        """Assign parameters checked by :meth:`_checked_parameters` (the commit of an update)."""
         self.weights_, self.means_, self.covariances_ = weights, means, covariances
-        self.precisions_cholesky_ = chol
-        self.precisions_ = precisions_from_cholesky(chol, self.covariance_type)
-        self.n_features_in_ = d
-        if shift is not None:
-            self.shift_ = np.asarray(shift, dtype=np.float64).reshape(d)
-        if variance_floor is not None:
-            floor = np.asarray(variance_floor, dtype=np.float64)
-            self.variance_floor_ = None if floor.ndim == 0 else floor.reshape(d)
+        self.precisions_cholesky_ = precisions_cholesky
+        self.precisions_ = precisions_from_cholesky(precisions_cholesky, self.covariance_type)
+        self.n_features_in_ = means.shape[1]
         self._plan = None
         self._density_plan()  # built now, so that scoring never changes the model's state
 
@@ -424,6 +469,37 @@ class OnlineGMM(DensityMixin, BaseEstimator):
             validate_data(self, X, reset=True, skip_check_array=True)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+
+    @contextlib.contextmanager
+    def _unchanged_on_error(self, action):
+        """Run an update as a transaction: if it raises, the model is restored bit for bit.
+
+        Updates bind new objects to the attributes and never write into the
+        arrays they held, so a shallow copy of the attributes plus the state
+        of the random generator restore the model exactly. A ``LinAlgError``
+        from the numerics is raised as a ``ValueError``.
+
+        Parameters
+        ----------
+        action : str
+            The update, for messages ("fit", "partial_fit").
+        """
+        saved = dict(vars(self))
+        rng_state = None if self._rng is None else self._rng.bit_generator.state
+        try:
+            yield
+        except BaseException as exc:
+            vars(self).clear()
+            vars(self).update(saved)
+            if rng_state is not None:
+                self._rng.bit_generator.state = rng_state
+            if isinstance(exc, np.linalg.LinAlgError):
+                raise ValueError(
+                    f"{action} failed in linear algebra ({exc}): the data are numerically degenerate for "
+                    "this model; scale the features, raise reg_covar or covariance_floor, or use fewer "
+                    "components. The model is unchanged."
+                ) from None
+            raise
 
     def _rng_state(self):
         if self._rng is None:
@@ -492,17 +568,55 @@ class OnlineGMM(DensityMixin, BaseEstimator):
         return reservoir.sample(), moments
 
     # -------------------------------------------------------------- M-step
-    def _m_step(self, stats):
-        weights, means, covariances = estimate_parameters(
-            stats, self.covariance_type, self.reg_covar, self.variance_floor_
-        )
-        if self.min_weight > 0 and np.any(weights < self.min_weight):
-            weights, means, covariances, reseeded = reseed_starved(
-                weights, means, covariances, self.covariance_type, self.min_weight, self._rng_state()
+    def _m_step(self, stats, source="M-step"):
+        """Estimate parameters from ``stats`` and install them (see :meth:`_estimate`)."""
+        self._install_parameters(*self._estimate(stats, source))
+
+    def _estimate(self, stats, source):
+        """The M-step's parameters from ``stats``, checked, without installing them.
+
+        Only the random generator may advance (re-seeding starved components).
+
+        Parameters
+        ----------
+        stats : SufficientStats
+        source : str
+            The update, for messages.
+
+        Returns
+        -------
+        weights, means, covariances, precisions_cholesky : ndarray
+            As :meth:`_checked_parameters`.
+
+        Raises
+        ------
+        ValueError
+            If the statistics are not finite, or the parameters would not be
+            (or a covariance would not be positive definite).
+        """
+        bad = stats.non_finite_fields()
+        if bad:
+            raise ValueError(
+                f"{source}: the statistics hold non-finite values in {bad[0]!r} (float64 overflowed): "
+                "the frames are too large or too far from the model for its scale; scale the features "
+                "(standardise them or change their units)."
             )
-            if reseeded and self.verbose:
-                print(f"re-seeded starved components {reseeded}", file=sys.stderr)
-        self._set_parameters(weights, means, covariances, source="M-step")
+        try:
+            weights, means, covariances = estimate_parameters(
+                stats, self.covariance_type, self.reg_covar, self.variance_floor_
+            )
+            if self.min_weight > 0 and np.any(weights < self.min_weight):
+                weights, means, covariances, reseeded = reseed_starved(
+                    weights, means, covariances, self.covariance_type, self.min_weight, self._rng_state()
+                )
+                if reseeded and self.verbose:
+                    print(f"re-seeded starved components {reseeded}", file=sys.stderr)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(
+                f"{source}: the covariances could not be estimated ({exc}); raise reg_covar or "
+                "covariance_floor, or scale the features."
+            ) from None
+        return self._checked_parameters(weights, means, covariances, source)
 
     def _accumulate_source(self, source):
         plan = self._density_plan()
@@ -531,9 +645,29 @@ class OnlineGMM(DensityMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            If a chunk is not valid frames (see :meth:`partial_fit`) or EM
+            fails numerically. The model is then as it was before ``fit``.
         """
         self._validate_params()
         source = chunk_source(X)
+        with self._unchanged_on_error("fit"):
+            self._fit(source)
+            self._keep_feature_names(X)
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                f"EM did not converge in max_iter={self.max_iter} iterations (last change of the "
+                f"lower bound above tol={self.tol}); increase max_iter or tol, or check the data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _fit(self, source):
+        """The body of :meth:`fit`: initialisations, EM passes, the best result kept."""
         do_init = not (self.warm_start and self._is_fitted())
         n_init = self.n_init if do_init else 1
         rng = self._rng_state()
@@ -579,15 +713,6 @@ class OnlineGMM(DensityMixin, BaseEstimator):
         stats = best["stats"]
         self._running_stats = None if stats is None else stats * (1.0 / stats.n_frames)
         self.n_updates_ = 1
-        self._keep_feature_names(X)
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations (last change of the "
-                f"lower bound above tol={self.tol}); increase max_iter or tol, or check the data.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return self
 
     def fit_predict(self, X, y=None):
         """``fit(X)`` then ``predict(X)`` (``X`` must be an array here)."""
@@ -613,48 +738,66 @@ class OnlineGMM(DensityMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            If the chunk is not valid frames (wrong shape, NaN or inf, values
+            beyond ``1e100`` in magnitude; see :mod:`streamgmm._validation`)
+            or the update would give non-finite statistics or parameters. The
+            model is then unchanged, bit for bit, and learns the next chunk.
         """
         self._validate_params()
         expected = self.n_features_in_ if self._is_fitted() else None
         if expected is None and self._init_buffer:
             expected = self._init_buffer[0].shape[1]
         X = check_frames(X, n_features=expected, owner=type(self).__name__)
-        if not self._is_fitted():
-            self._init_buffer = list(self._init_buffer) + [np.array(X, dtype=np.float64)]
-            self.n_features_in_ = X.shape[1]  # known from the first chunk on (scikit-learn convention)
-            if sum(len(c) for c in self._init_buffer) < self._online_init_size():
-                return self
-            data = np.concatenate(self._init_buffer)
-            self._init_buffer = ()
-            moments = RunningMoments()
-            moments.add(data)
-            self._initialise(data, moments.mean, moments.variance, self._rng_state())
-            previous = -np.inf
-            for i in range(self.init_max_iter):
-                stats = self._density_plan().accumulate(data)
-                self._running_stats = stats * (1.0 / stats.n_frames)
-                if i == 0:  # the chunk's likelihood before learning, as for every later chunk
-                    self.lower_bound_ = self._running_stats.log_likelihood
-                self._m_step(self._running_stats)
-                if self._running_stats.log_likelihood - previous < self.tol:
-                    break
-                previous = self._running_stats.log_likelihood
-            self.n_updates_ = 1
-            self.converged_, self.n_iter_, self.lower_bounds_ = False, 1, [self.lower_bound_]
-            return self
-        stats = self._density_plan().accumulate(X)
-        stats = stats * (1.0 / stats.n_frames)
-        if self._running_stats is None:
-            self._running_stats = self.stats_from_parameters()
+        with self._unchanged_on_error("partial_fit"):
+            if self._is_fitted():
+                self._online_step(X)
+            else:
+                self._buffer_or_initialise(X)
+        return self
+
+    def _buffer_or_initialise(self, X):
+        """Buffer the chunk; once ``init_size`` frames are in, initialise from them."""
+        buffer = list(self._init_buffer) + [np.array(X, dtype=np.float64)]
+        self.n_features_in_ = X.shape[1]  # known from the first chunk on (scikit-learn convention)
+        if sum(len(c) for c in buffer) < self._online_init_size():
+            self._init_buffer = buffer
+            return
+        data = np.concatenate(buffer)
+        self._init_buffer = ()
+        moments = RunningMoments()
+        moments.add(data)
+        self._initialise(data, moments.mean, moments.variance, self._rng_state())
+        previous = -np.inf
+        for i in range(self.init_max_iter):
+            stats = self._density_plan().accumulate(data)
+            self._running_stats = stats * (1.0 / stats.n_frames)
+            if i == 0:  # the chunk's likelihood before learning, as for every later chunk
+                self.lower_bound_ = self._running_stats.log_likelihood
+            self._m_step(self._running_stats, "initialisation")
+            if self._running_stats.log_likelihood - previous < self.tol:
+                break
+            previous = self._running_stats.log_likelihood
+        self.n_updates_ = 1
+        self.converged_, self.n_iter_, self.lower_bounds_ = False, 1, [self.lower_bound_]
+
+    def _online_step(self, X):
+        """One stepwise-EM update: new statistics and parameters, committed once both are valid."""
+        chunk = self._density_plan().accumulate(X)
+        chunk = chunk * (1.0 / chunk.n_frames)
+        previous = self._running_stats if self._running_stats is not None else self.stats_from_parameters()
         step = self._step_size()
-        running = self._running_stats * (1.0 - step)
-        running += stats * step
+        running = previous * (1.0 - step)
+        running += chunk * step
+        parameters = self._estimate(running, "partial_fit")
         self._running_stats = running
-        self._m_step(running)
+        self._install_parameters(*parameters)
         self.n_updates_ += 1
         self.n_iter_ = getattr(self, "n_iter_", 0) + 1
-        self.lower_bound_ = stats.log_likelihood
-        return self
+        self.lower_bound_ = chunk.log_likelihood
 
     def stats_from_parameters(self):
         """Per-frame statistics whose M-step gives the current parameters back.
@@ -891,7 +1034,10 @@ def load(path):
     ------
     ValueError
         If the file is missing, not a streamgmm model file, of another format
-        version, truncated or corrupt.
+        version, truncated or corrupt: a member of the wrong dtype or shape
+        (checked in its header before its data are read; members not listed
+        in :func:`model_file_fields` are never read), settings that are not a
+        flat JSON object of valid settings, or invalid parameters.
 
     Examples
     --------
@@ -905,26 +1051,80 @@ def load(path):
     True
     """
     source = f"model file {path}"
-    arrays = read_npz(path)
-    check_header(arrays, MODEL_KIND, source)
-    try:
-        params = json.loads(str(arrays["params_json"]))
-        model = OnlineGMM(**params)
-        weights, means, covariances = arrays["weights"], arrays["means"], arrays["covariances"]
-        shift, floor = arrays["shift"], arrays["variance_floor"]
-        n_updates, converged = int(arrays["n_updates"]), bool(arrays["converged"])
-        n_iter, lower_bound = int(arrays["n_iter"]), float(arrays["lower_bound"])
-    except KeyError as exc:
-        raise ValueError(f"{source} is missing the field {exc.args[0]!r}; it is truncated or foreign.") from None
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{source} has invalid settings ({exc}); the file is corrupt.") from None
-    model._set_parameters(weights, means, covariances, shift=shift, variance_floor=floor, source=source)
-    model.n_updates_, model.converged_, model.n_iter_, model.lower_bound_ = n_updates, converged, n_iter, lower_bound
+    with NpzReader(path, source) as reader:
+        reader.check_kind(MODEL_KIND)
+        settings = reader.read({"params_json": scalar("str", max_chars=MAX_SETTINGS_CHARS)})["params_json"]
+        params = parse_json(str(settings), source, what="member 'params_json'", max_depth=1)
+        model = _model_from_settings(params, source)
+        fields = model_file_fields(model.covariance_type, with_stats="stats_zeroth" in reader)
+        arrays = reader.read(fields, dims={"K": model.n_components})
+    model._set_parameters(
+        arrays["weights"], arrays["means"], arrays["covariances"],
+        shift=arrays["shift"], variance_floor=arrays["variance_floor"], source=source,
+    )
+    model.n_updates_, model.converged_ = int(arrays["n_updates"]), bool(arrays["converged"])
+    model.n_iter_, model.lower_bound_ = int(arrays["n_iter"]), float(arrays["lower_bound"])
     if "stats_zeroth" in arrays:
-        stats_arrays = {k[len("stats_"):]: v for k, v in arrays.items() if k.startswith("stats_")}
-        stats_arrays["kind"] = np.array(STATS_KIND)
-        stats_arrays["format_version"] = arrays["format_version"]
+        stats_arrays = {name[len("stats_"):]: value for name, value in arrays.items() if name.startswith("stats_")}
+        stats_arrays.update(header(STATS_KIND))
         model._running_stats = SufficientStats.from_arrays(stats_arrays, source=source)
-        if model._running_stats.second.shape[0] != model.n_components:
-            raise ValueError(f"{source} holds statistics of another shape than its model; the file is corrupt.")
+    return model
+
+
+# The settings of a model file are about 600 characters of JSON.
+MAX_SETTINGS_CHARS = 65536
+_COVARIANCE_DIMS = {"full": ("K", "D", "D"), "tied": ("D", "D"), "diag": ("K", "D"), "spherical": ("K",)}
+
+
+def model_file_fields(covariance_type, *, with_stats=True):
+    """The members of a model file after its settings (see :class:`streamgmm.io.Field`).
+
+    Parameters
+    ----------
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    with_stats : bool
+        Whether the running statistics (``stats_*`` members) are expected.
+
+    Returns
+    -------
+    dict of str to Field
+        With the dimensions ``K`` (components) and ``D`` (features), shared
+        by the parameters and the statistics.
+    """
+    fields = {
+        "weights": array("real", "K"),
+        "means": array("real", "K", "D"),
+        "covariances": array("real", *_COVARIANCE_DIMS[covariance_type]),
+        "shift": array("real", "D"),
+        "variance_floor": one_of("real", (), ("D",)),  # a 0-d NaN: no floor
+        "n_updates": scalar("int"),
+        "converged": scalar("bool"),
+        "n_iter": scalar("int"),
+        "lower_bound": scalar("real"),
+    }
+    if with_stats:
+        layout = "diag" if covariance_type in ("diag", "spherical") else "full"
+        # the same dimension names: the statistics have the model's components and features
+        fields.update({"stats_" + name: field for name, field in stats_file_fields(layout).items()})
+    return fields
+
+
+def _model_from_settings(params, source):
+    """An unfitted ``OnlineGMM`` with the settings of a model file, all validated."""
+    if not isinstance(params, dict):
+        raise ValueError(f"{source}: member 'params_json' is not a JSON object of settings; the file is corrupt.")
+    kept = [name for name in ("weights_init", "means_init", "precisions_init") if params.get(name) is not None]
+    if kept:
+        raise ValueError(f"{source}: member 'params_json' sets {kept[0]}, which files never keep; the file is corrupt.")
+    try:
+        model = OnlineGMM(**params)
+        model._validate_params()
+        _as_rng(model.random_state)
+        # settings fit does not validate, whose wrong type would only fail later
+        check_positive_int(model.verbose, "verbose", minimum=0)
+        check_positive_int(model.verbose_interval, "verbose_interval")
+        if not isinstance(model.warm_start, bool):
+            raise ValueError(f"warm_start must be true or false, got {model.warm_start!r}.")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source} has invalid settings in member 'params_json' ({exc}); the file is corrupt.") from None
     return model

@@ -295,9 +295,12 @@ class NoveltyTracker:
         Raises
         ------
         ValueError
-            If the chunk is not 2-D, has the wrong number of features or
-            holds NaN or inf. The tracker and the model are then unchanged,
-            and the stream can go on with the next chunk.
+            If the chunk is not 2-D, has the wrong number of features, holds
+            NaN or inf or values beyond the scale limit (``1e100``, see
+            :mod:`streamgmm._validation`), or the model refuses to learn it
+            (an :class:`~streamgmm.OnlineGMM` whose update would overflow).
+            The tracker and the model are then unchanged, and the stream can
+            go on with the next chunk.
         """
         X = self._check_chunk(chunk)
         index, n_frames = self.n_chunks_, X.shape[0]

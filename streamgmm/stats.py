@@ -24,9 +24,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .io import STATS_KIND, check_header, header, read_npz, write_npz_atomic
+from .io import STATS_KIND, array, check_arrays, check_header, header, one_of, read_npz, scalar, write_npz_atomic
 
 LAYOUTS = ("diag", "full")
+
+
+def file_fields(layout=None):
+    """The members of a statistics file (see :class:`streamgmm.io.Field`).
+
+    Parameters
+    ----------
+    layout : {"diag", "full"}, optional
+        The layout of ``second``; either when not given.
+
+    Returns
+    -------
+    dict of str to Field
+        With the dimensions ``K`` (components) and ``D`` (features).
+    """
+    second = {"diag": [("K", "D")], "full": [("K", "D", "D")], None: [("K", "D"), ("K", "D", "D")]}[layout]
+    return {
+        "zeroth": array("real", "K"),
+        "first": array("real", "K", "D"),
+        "second": one_of("real", *second),
+        "shift": array("real", "D"),
+        "log_likelihood": scalar("real"),
+        "n_frames": scalar("real"),
+    }
 
 
 @dataclass
@@ -206,6 +230,18 @@ class SufficientStats:
         """Return the statistics multiplied by ``factor`` (e.g. a decay ``1 - g``)."""
         return self * factor
 
+    def non_finite_fields(self):
+        """Names of the fields holding NaN or inf, in field order (empty when all are finite).
+
+        Returns
+        -------
+        list of str
+            Drawn from ``zeroth``, ``first``, ``second``, ``shift``,
+            ``log_likelihood``, ``n_frames``.
+        """
+        fields = ("zeroth", "first", "second", "shift", "log_likelihood", "n_frames")
+        return [name for name in fields if not np.isfinite(getattr(self, name)).all()]
+
     # -------------------------------------------------------- derived moments
     def means(self):
         """Per-component means ``first / zeroth + shift``, shape (n_components, n_features).
@@ -243,18 +279,32 @@ class SufficientStats:
 
     @classmethod
     def from_arrays(cls, arrays, *, source="statistics"):
-        """Rebuild statistics from :meth:`to_arrays` output; validate everything."""
+        """Rebuild statistics from :meth:`to_arrays` output; validate everything.
+
+        Parameters
+        ----------
+        arrays : mapping of str to ndarray
+            The header, ``zeroth``, ``first``, ``second``, ``shift``,
+            ``log_likelihood`` and ``n_frames`` (others are ignored).
+        source : str
+            What the arrays came from, for the messages.
+
+        Raises
+        ------
+        ValueError
+            Naming ``source`` if the header is wrong, a field is missing, of
+            the wrong dtype or shape (a scalar stored as a vector, shapes
+            that do not fit together), or not finite.
+        """
         check_header(arrays, STATS_KIND, source)
-        try:
-            stats = cls(
-                arrays["zeroth"], arrays["first"], arrays["second"], arrays["shift"],
-                float(arrays["log_likelihood"]), float(arrays["n_frames"]),
-            )
-        except KeyError as exc:
-            raise ValueError(f"{source} is missing the field {exc.args[0]!r}; it is truncated or foreign.") from None
-        for name in ("zeroth", "first", "second", "shift"):
-            if not np.isfinite(getattr(stats, name)).all():
-                raise ValueError(f"{source} holds non-finite values in {name!r}; the file is corrupt.")
+        check_arrays(arrays, file_fields(), source)
+        stats = cls(
+            arrays["zeroth"], arrays["first"], arrays["second"], arrays["shift"],
+            float(arrays["log_likelihood"]), float(arrays["n_frames"]),
+        )
+        bad = stats.non_finite_fields()
+        if bad:
+            raise ValueError(f"{source} holds non-finite values in {bad[0]!r}; the file is corrupt.")
         return stats
 
     def save(self, path):
@@ -263,5 +313,15 @@ class SufficientStats:
 
     @classmethod
     def load(cls, path):
-        """Read statistics written by :meth:`save` (no pickle)."""
-        return cls.from_arrays(read_npz(path), source=f"statistics file {path}")
+        """Read statistics written by :meth:`save` (no pickle).
+
+        Only the expected members are read, each checked (dtype, shape,
+        size) before its data; see :mod:`streamgmm.io`.
+
+        Raises
+        ------
+        ValueError
+            If the file is missing, damaged, of another kind, or malformed.
+        """
+        source = f"statistics file {path}"
+        return cls.from_arrays(read_npz(path, file_fields(), kind=STATS_KIND, source=source), source=source)

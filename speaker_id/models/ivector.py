@@ -44,7 +44,7 @@ from scipy.linalg import lapack
 from sklearn.base import BaseEstimator
 
 from streamgmm import NotFittedError, OnlineGMM, SufficientStats
-from streamgmm.io import check_header, header, read_npz, write_npz_atomic
+from streamgmm.io import array, check_header, header, read_npz, scalar, write_npz_atomic
 
 EXTRACTOR_KIND = "speaker_id.IvectorExtractor"
 STATS_KIND = "speaker_id.IvectorStats"
@@ -232,6 +232,22 @@ class SubspaceStats:
         if isinstance(other, numbers.Number) and other == 0:
             return self.copy()
         return NotImplemented
+
+    @classmethod
+    def file_fields(cls):
+        """The members of the accumulators' files (see :class:`streamgmm.io.Field`).
+
+        Dimensions ``K``, ``D``, ``R`` and ``P = R (R + 1) / 2`` (packed).
+        """
+        latent_sum, latent_scatter = cls._ARRAYS[3:5]
+        return {
+            "zeroth": array("real", "K"),
+            "second": array("real", "K", "P"),
+            "cross": array("real", "K", "D", "R"),
+            latent_sum: array("real", "R"),
+            latent_scatter: array("real", "R", "R"),
+            **{name: scalar("real") for name in cls._SCALARS},
+        }
 
     def to_arrays(self):
         """The accumulators as a dict of plain arrays (for ``np.savez``)."""
@@ -565,14 +581,27 @@ class SubspaceModel(BaseEstimator):
         model.n_iter_ = int(n_iter)
         return model
 
+    @classmethod
+    def file_fields(cls):
+        """The members of the model's files (see :class:`streamgmm.io.Field`), dimensions ``K``, ``D``, ``R``."""
+        return {
+            cls._FIELD: array("real", "K", "D", "R"),
+            **{name: scalar("real") for name in cls._SETTINGS},
+            "ubm_means": array("real", "K", "D"),
+            "ubm_variances": array("real", "K", "D"),
+            "objective": array("real", "n_iterations"),
+            "n_iter": scalar("real"),
+        }
+
     def save(self, path):
         """Write the model to one ``.npz`` file (atomically, no pickle)."""
         write_npz_atomic(path, self.to_arrays())
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save`; every field is validated."""
-        return cls.from_arrays(read_npz(path), source=f"{cls._WHAT} file {path}")
+        """Read a model written by :meth:`save`; only its members are read, each validated."""
+        source = f"{cls._WHAT} file {path}"
+        return cls.from_arrays(read_npz(path, cls.file_fields(), kind=cls._KIND, source=source), source=source)
 
 
 # ---------------------------------------------------------------- extractor

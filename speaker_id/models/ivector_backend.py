@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from streamgmm import SufficientStats, accumulate
-from streamgmm.io import check_header, header
+from streamgmm.io import HEADER_FIELDS, check_header, header, prefixed, scalar
 
 from .ivector import IvectorExtractor
 from .plda import LDA, PLDA, cosine_scores, length_normalize
@@ -218,6 +218,20 @@ class IvectorBackend(BaseEstimator):
             if part is not None:
                 arrays.update({f"{prefix}.{name}": value for name, value in part.to_arrays().items()})
         return arrays
+
+    @classmethod
+    def file_fields(cls):
+        """The members of a back-end file (see :class:`streamgmm.io.Field`): settings, then each part's.
+
+        The PLDA part is optional (cosine scoring has none); each part's
+        dimensions are named under its prefix.
+        """
+        fields = {name: scalar("real") for name in ("rank", "lda_dim", "max_iter", "plda_iter")}
+        fields["scoring"] = scalar("str", max_chars=64)
+        for prefix, part_cls in _PARTS.items():
+            part = {**HEADER_FIELDS, **part_cls.file_fields()}
+            fields.update(prefixed(part, prefix + ".", required=False if prefix == "plda" else None))
+        return fields
 
     @classmethod
     def from_arrays(cls, arrays, *, source="i-vector back end"):

@@ -96,7 +96,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from streamgmm import ConvergenceWarning, NotFittedError
-from streamgmm.io import check_header, header, read_npz, write_npz_atomic
+from streamgmm.io import array, check_header, header, read_npz, scalar, write_npz_atomic
 
 LDA_KIND = "speaker_id.LDA"
 PLDA_KIND = "speaker_id.PLDA"
@@ -241,8 +241,9 @@ class _Params(BaseEstimator):
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save`; every field is validated."""
-        return cls.from_arrays(read_npz(path), source=f"{cls.__name__} file {path}")
+        """Read a model written by :meth:`save`; only its members are read, each validated."""
+        source = f"{cls.__name__} file {path}"
+        return cls.from_arrays(read_npz(path, cls.file_fields(), kind=cls._KIND, source=source), source=source)
 
 
 def _read_fields(arrays, names, source):
@@ -518,6 +519,17 @@ class LDA(_Params):
             "mean": self.mean_,
             "components": self.components_,
             "eigenvalues": self.eigenvalues_,
+        }
+
+    _KIND = LDA_KIND
+
+    @classmethod
+    def file_fields(cls):
+        """The members of an LDA file (see :class:`streamgmm.io.Field`)."""
+        return {
+            "mean": array("real", "D"),
+            "components": array("real", "C", "D"),
+            "eigenvalues": array("real", "C"),
         }
 
     @classmethod
@@ -903,6 +915,18 @@ class PLDA(_Params):
             "max_iter": np.array(int(self.max_iter)),
             "tol": np.array(float(self.tol)),
             "n_components": np.array(-1 if self.n_components is None else int(self.n_components)),
+        }
+
+    _KIND = PLDA_KIND
+
+    @classmethod
+    def file_fields(cls):
+        """The members of a PLDA file (see :class:`streamgmm.io.Field`)."""
+        return {
+            "mean": array("real", "D"),
+            "transform": array("real", "D", "D"),
+            "psi": array("real", "D"),
+            **{name: scalar("real") for name in ("max_iter", "tol", "n_components")},
         }
 
     @classmethod

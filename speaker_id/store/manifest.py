@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from streamgmm import OnlineGMM
-from streamgmm.io import MODEL_KIND, check_header, read_npz
+from streamgmm import load as load_model
+from streamgmm.io import parse_json
 
 from ..frontend.config import FeatureConfig
 from ..models.adaptation import ADAPTABLE
@@ -31,6 +32,8 @@ MANIFEST_NAME = "manifest.json"
 UBM_NAME = "ubm.npz"
 BACKEND_NAME = "backend.npz"  # the i-vector back end of a store whose backend is "ivector"
 BACKENDS = ("gmm", "ivector")
+# A manifest nests 4 levels (document, speakers, a speaker, its settings)
+MAX_MANIFEST_DEPTH = 16
 SPEAKERS_DIR = "speakers"
 LOCK_NAME = ".lock"
 
@@ -86,17 +89,7 @@ def ubm_fingerprint(ubm):
     True
     """
     if isinstance(ubm, (str, os.PathLike)):
-        source = f"UBM file {ubm}"
-        arrays = read_npz(ubm)
-        check_header(arrays, MODEL_KIND, source)
-        try:
-            covariance_type = json.loads(str(arrays["params_json"]))["covariance_type"]
-            weights, means, covariances = arrays["weights"], arrays["means"], arrays["covariances"]
-        except KeyError as exc:
-            raise ValueError(f"{source} is missing {exc.args[0]!r}; it is truncated or foreign.") from None
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{source} has invalid settings ({exc}); the file is corrupt.") from None
-        return _fingerprint_arrays(covariance_type, weights, means, covariances)
+        ubm = load_model(ubm)  # every member checked before it is read
     if not isinstance(ubm, OnlineGMM):
         raise TypeError(
             f"expected a streamgmm.OnlineGMM or a model file path, got {type(ubm).__name__} "
@@ -186,9 +179,13 @@ def _parse_manifest(data, root):
         "--overwrite` and re-enroll the speakers"
     )
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise InvalidStoreError(f"{source} is not valid JSON ({exc}); the store is damaged: {fix}.") from None
+    try:
+        document = parse_json(text, source, max_depth=MAX_MANIFEST_DEPTH)
+    except ValueError as exc:
+        raise InvalidStoreError(f"{exc} The store is damaged: {fix}.") from None
 
     def bad(what):
         return InvalidStoreError(f"{source} is invalid: {what}; the store is damaged: {fix}.")

@@ -53,11 +53,12 @@ import numpy as np
 
 from streamgmm import SufficientStats
 from streamgmm import load as load_model
-from streamgmm.io import read_npz, write_npz_atomic
+from streamgmm.io import STATS_KIND, array, read_npz, scalar, write_npz_atomic
+from streamgmm.stats import file_fields as stats_file_fields
 
 from ..frontend.config import FeatureConfig
 from ..models.adaptation import map_adapt
-from ..models.ivector_backend import IvectorBackend
+from ..models.ivector_backend import BACKEND_KIND, IvectorBackend
 from .errors import (
     ForeignModelError,
     InvalidStoreError,
@@ -89,6 +90,18 @@ from .manifest import (
     ubm_fingerprint,
 )
 from .names import _HASH_CHARS, check_speaker_name, speaker_file_stem
+
+# What a speaker's statistics file holds besides the statistics: its name and
+# UBM (checked by the store, absent from files of other origin) and, in an
+# i-vector store, the sum of its utterances' i-vectors and their count.
+_FINGERPRINT_FIELD = scalar("str", required=False, max_chars=256)
+SPEAKER_FILE_FIELDS = {
+    **stats_file_fields(),
+    "speaker_name": scalar("str", required=False),
+    "ubm_fingerprint": _FINGERPRINT_FIELD,
+    "ivector_sum": array("real", "lda_dim", required=False),
+    "ivector_count": scalar("real", required=False),
+}
 
 
 class SpeakerStore:
@@ -402,8 +415,10 @@ class SpeakerStore:
             if not path.is_file():
                 raise InvalidStoreError(f"speaker store {self._root} has no {BACKEND_NAME}; {fix}.")
             try:
-                arrays = read_npz(path)
-                backend = IvectorBackend.from_arrays(arrays, source=f"back-end file {path}")
+                source = f"back-end file {path}"
+                fields = {**IvectorBackend.file_fields(), "ubm_fingerprint": _FINGERPRINT_FIELD}
+                arrays = read_npz(path, fields, kind=BACKEND_KIND, source=source)
+                backend = IvectorBackend.from_arrays(arrays, source=source)
             except ValueError as exc:
                 raise InvalidStoreError(f"{exc} The store's back end is unusable: {fix}.") from None
             stored = str(arrays["ubm_fingerprint"]) if "ubm_fingerprint" in arrays else None
@@ -631,8 +646,9 @@ class SpeakerStore:
                 f"the statistics file {path} of speaker {name!r} is missing; the store is damaged: {fix}."
             )
         try:
-            arrays = read_npz(path)
-            stats = SufficientStats.from_arrays(arrays, source=f"statistics file {path}")
+            source = f"statistics file {path}"
+            arrays = read_npz(path, SPEAKER_FILE_FIELDS, kind=STATS_KIND, source=source)
+            stats = SufficientStats.from_arrays(arrays, source=source)
         except ValueError as exc:
             if not path.is_file():
                 raise _SpeakerFileMissing(
