@@ -109,9 +109,11 @@ def check_number(value, name, low, high, *, integer=False, low_open=False, unit=
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         raise error(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}.")
-    if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+    finite = isinstance(value, numbers.Integral) or math.isfinite(value)  # ints of any size are finite
+    if not finite or value > high or value < low or (low_open and value == low):
+        shown = f"{value}" if isinstance(value, numbers.Integral) and abs(value) > 1e15 else f"{value:g}"
         lowest = f"above {low:g}{unit}" if low_open else f"at least {low:g}{unit}"
-        raise error(f"{name} is {value:g}{unit}; it must be {lowest} and at most {high:g}{unit}.")
+        raise error(f"{name} is {shown}{unit}; it must be {lowest} and at most {high:g}{unit}.")
     return int(value) if integer else float(value)
 
 

@@ -95,7 +95,7 @@ def _kind(mode) -> str:
     return "not a regular file"
 
 
-def open_regular_file(path, what="file", error=ValueError):
+def open_regular_file(path, what="file", error=ValueError, *, hint=None, system_errors=False):
     """Open ``path`` for binary reading if it is a regular file; refuse anything else at once.
 
     The file is opened without blocking (a FIFO would otherwise wait for a
@@ -109,6 +109,13 @@ def open_regular_file(path, what="file", error=ValueError):
         What the file should be, for messages (``"audio file"``).
     error : type, default ValueError
         Exception class raised, with a message naming the path and the fix.
+    hint : str, optional
+        The fix given when the path is not a regular file (default: pass
+        the files of a directory, copy other data into a regular file).
+    system_errors : bool, default False
+        Let the system's ``OSError`` (not found, permission denied, ...)
+        through unchanged, for a caller that words them itself; only "not a
+        regular file" is raised as ``error`` then.
 
     Returns
     -------
@@ -134,19 +141,21 @@ def open_regular_file(path, what="file", error=ValueError):
     shown = display_path(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise error(f"{shown}: {what} not found; check the path (and the current directory for relative paths)") from None
-    except IsADirectoryError:
-        raise error(f"{shown}: is a directory, not {_article(what)}; pass the files inside it") from None
     except OSError as exc:
+        if system_errors:
+            raise
+        if isinstance(exc, FileNotFoundError):
+            raise error(f"{shown}: {what} not found; check the path (and the current directory for relative "
+                        "paths)") from None
         raise error(f"{shown}: cannot open the {what}: {describe_os_error(exc)}") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            hint = "pass the files inside it" if stat.S_ISDIR(mode) else "give a regular file (copy the data into one first)"
+            if hint is None:
+                hint = ("pass the files inside it" if stat.S_ISDIR(mode)
+                        else "give a regular file (copy the data into one first)")
             raise error(f"{shown}: is {_kind(mode)}, not {_article(what)}; {hint}")
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
+        os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

@@ -174,7 +174,7 @@ class StreamingFeatureExtractor:
         if self.sr != cfg.sr and not self.resample:
             raise FeatureError(
                 f"the stream is at {self.sr} Hz but the models' features are at {cfg.sr} Hz; "
-                f"allow resampling (drop --no-resample; resample=True in the library) or send audio at {cfg.sr} Hz"
+                f"resample the stream (leave out --no-resample) or send audio at {cfg.sr} Hz"
             )
         if self.sr != cfg.sr:
             check_resampling(self.sr, cfg.sr, error=FeatureError)
