@@ -210,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "audio file, '-' for raw PCM on standard input (e.g. "
                                    "`arecord -f S16_LE -r 16000 -c 1 -t raw | speaker-id stream --store S -`), "
                                    "or mic / mic:DEVICE for a microphone (needs the [mic] extra). Ends "
-                                   "at the end of the stream or on Ctrl-C (exit code 0 either way).",
+                                   "at the end of the stream or on Ctrl-C or SIGTERM (exit code 0), or when "
+                                   "stdin or the microphone stalls (exit code 3), always with a summary of "
+                                   "what was scored.",
                        epilog=EPILOG)
     _add_common(p, json_help="print JSON lines: one object per update, then a summary object")
     p.add_argument("source", metavar="SOURCE", help="audio file, '-' (raw PCM on stdin) or mic[:DEVICE]")
@@ -436,7 +438,7 @@ def cmd_stream(args, out):
 
 def _run_stream(source, scorer, args):
     """Score ``source`` until it ends, stalls, Ctrl-C or SIGTERM; return (reason, failure, last update, events)."""
-    from .frontend.sources import SourceError
+    from .frontend.sources import SourceError, StallError
 
     reason, failure, n_events = "end of stream", None, 0
     stop = _StopOnSigterm()
@@ -454,7 +456,7 @@ def _run_stream(source, scorer, args):
         except _Terminated:
             reason = "terminated"
         except SourceError as exc:  # the input stalled or failed: report what was scored, then the error
-            reason, failure = "input failed", exc
+            reason, failure = ("stalled" if isinstance(exc, StallError) else "input failed"), exc
         stop.busy = True  # from here on, SIGTERM waits for the summary
         last = scorer.flush()
         n_events += len(last.events)

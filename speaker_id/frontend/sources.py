@@ -50,6 +50,7 @@ __all__ = [
     "MicrophoneSource",
     "RawPcmSource",
     "SourceError",
+    "StallError",
     "decode_pcm",
     "normalise_format_name",
     "open_source",
@@ -58,6 +59,10 @@ __all__ = [
 
 class SourceError(ValueError):
     """The audio source cannot be opened or stopped delivering audio; the message says why and what to do."""
+
+
+class StallError(SourceError):
+    """A pipe or microphone delivered nothing for ``stall_timeout`` seconds."""
 
 
 # name -> (numpy dtype, bytes per sample, scale to [-1, 1), offset)
@@ -308,7 +313,7 @@ class RawPcmSource(AudioSource):
             if self.stall_timeout is not None:
                 ready, _, _ = select.select([fd], [], [], self.stall_timeout)
                 if not ready:
-                    raise SourceError(
+                    raise StallError(
                         f"no audio on {self.name} for {self.stall_timeout:g} s: the producer stalled; "
                         f"check it, or raise --stall-timeout (0 waits forever)"
                     )
@@ -388,7 +393,7 @@ class MicrophoneSource(AudioSource):
             try:
                 chunk = self._queue.get(timeout=self.stall_timeout)
             except queue.Empty:
-                raise SourceError(f"the {self.name} delivered no audio for {self.stall_timeout:g} s; "
+                raise StallError(f"the {self.name} delivered no audio for {self.stall_timeout:g} s; "
                                   f"check the device and its permissions") from None
             if self._dropped:
                 self.notes.append(f"{self._dropped} samples lost: scoring fell behind the microphone")

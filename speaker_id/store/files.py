@@ -94,7 +94,7 @@ def _access_message(root, action, exc):
     elif code in (errno.ENOSPC, errno.EDQUOT):
         fix = "free some space on its disk and try again"
     elif code == errno.EISDIR:
-        fix = f"{path} must be a file, not a directory: remove the directory (rmdir) and try again"
+        fix = f"it must be a file: remove the directory (rmdir {path}) and try again"
     elif code in (errno.ENOENT, errno.ENOTDIR):
         fix = (f"the store is damaged: restore it from a backup, or rebuild it with `speaker-id train-ubm "
                f"--store {display_path(root)} --overwrite` and re-enroll the speakers")

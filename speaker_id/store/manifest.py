@@ -285,11 +285,16 @@ def _parse_manifest(data, root):
     try:
         document = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep, numbers too long
-        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        if isinstance(exc, RecursionError):
+            reason = "it is nested too deeply"
+        elif "digits" in str(exc) and not isinstance(exc, json.JSONDecodeError):
+            reason = "a number in it is thousands of digits long"
+        else:
+            reason = str(exc)
         raise InvalidStoreError(f"{source} is not valid JSON ({reason}); the store is damaged: {fix}.") from None
 
     def bad(what):
-        what = what if len(what) <= 300 else what[:297] + "..."
+        what = what.rstrip(".") if len(what) <= 300 else what[:297] + "..."
         return InvalidStoreError(f"{source} is invalid: {what}; the store is damaged: {fix}.")
 
     if not isinstance(document, dict) or document.get("kind") != STORE_KIND:

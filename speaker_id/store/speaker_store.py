@@ -649,6 +649,7 @@ class SpeakerStore:
             )
         path = self._root / SPEAKERS_DIR / entry["file"]
         if not path.is_file():
+            self._check_speakers_directory()
             raise _SpeakerFileMissing(
                 f"the statistics file {path} of speaker {name!r} is missing; the store is damaged: {fix}."
             )
@@ -807,6 +808,7 @@ class SpeakerStore:
                                  f"values (one per utterance), got shape {vectors.shape}.")
 
         with self._transaction() as manifest:
+            self._check_speakers_directory()
             if manifest["ubm"]["fingerprint"] != expected_fp:
                 raise ForeignModelError(
                     f"the UBM of store {self._root} was replaced by another process while {name!r} was being "
@@ -826,7 +828,6 @@ class SpeakerStore:
             generation = manifest["generation"] + 1
             stem = speaker_file_name_stem(old["file"]) if old is not None else self._new_stem(name, manifest)
             file_name = speaker_file_name(stem, generation)
-            self._check_speakers_directory()
             arrays = total.to_arrays()
             arrays["speaker_name"] = np.array(name)
             arrays["ubm_fingerprint"] = np.array(expected_fp)
