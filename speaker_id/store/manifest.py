@@ -195,8 +195,9 @@ def read_ubm_description(path):
 
 
 def _check_relevance_factor(value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"relevance_factor must be a finite number > 0 (typically 16), got {value!r}.")
+    finite = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(min(value, 1e300))
+    if not finite or value <= 0 or value > 1e300:
+        raise ValueError(f"relevance_factor must be a finite number > 0 (typically 16), got {_short(value)}.")
     return float(value)
 
 
@@ -332,7 +333,7 @@ def _parse_manifest(data, root):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise bad(f"{label} is {_short(value)}, not a non-negative integer")
     if generation > MAX_GENERATION:
-        raise bad(f"the write counter (generation) is {generation}, beyond the largest a store can reach "
+        raise bad(f"the write counter (generation) is {_short(generation)}, beyond the largest a store can reach "
                   f"({MAX_GENERATION})")
     if not (isinstance(created, str) and isinstance(updated, str)):
         raise bad("created or updated is not a date")
