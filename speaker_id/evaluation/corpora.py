@@ -423,12 +423,19 @@ def read_kaldi_dir(
             f"({_some(no_audio)}); add them to wav.scp or remove them from utt2spk"
         )
     if check_files:
-        missing = [f"{u} ({display_path(p)})" for u, p in wavs.items() if not p.is_file()]
+        unusable = {u: p for u, p in wavs.items() if not p.is_file()}
+        missing = [f"{u} ({display_path(p)})" for u, p in unusable.items() if not p.exists()]
         if missing:
             raise DatasetError(
-                f"{data_dir / 'wav.scp'}: {len(missing)} listed audio file(s) not found or not regular files: "
+                f"{data_dir / 'wav.scp'}: {len(missing)} listed audio file(s) not found: "
                 f"{_some(missing, 3)}; relative paths are resolved against {Path(base_dir)} "
                 f"(pass base_dir to change that)"
+            )
+        if unusable:
+            others = [f"{u} ({display_path(p)})" for u, p in unusable.items()]
+            raise DatasetError(
+                f"{data_dir / 'wav.scp'}: {len(others)} listed audio path(s) are not regular files (directories, "
+                f"FIFOs or devices): {_some(others, 3)}; list audio files"
             )
     return [Utterance(utt, spk[utt], wavs[utt]) for utt in sorted(wavs)]
 
