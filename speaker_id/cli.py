@@ -648,8 +648,12 @@ def _message(exc, code) -> str:
     if code == EXIT_INTERNAL:
         text = (f"{type(exc).__name__}: {text or 'no message'}; this is a bug: please report it with the command "
                 f"you ran ({REPORT_TO}); SPEAKER_ID_DEBUG=1 prints the traceback")
-    text = " ".join(text.split())  # one line
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # undecodable bytes of names as \udcNN
+    return _printable(" ".join(text.split()))  # one line
+
+
+def _printable(text) -> str:
+    """``text`` with the undecodable bytes of file names (lone surrogates) shown as ``\\udcNN``, never failing."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def main(argv=None) -> int:
@@ -660,7 +664,7 @@ def main(argv=None) -> int:
         if args.json:
             print(json.dumps(payload, default=str))
         else:
-            print(text)
+            print(_printable(text))
 
     try:
         return COMMANDS[args.command](args, out)

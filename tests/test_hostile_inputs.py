@@ -320,6 +320,22 @@ def test_unlistable_directory_is_not_called_empty(tmp_path, monkeypatch, capsys)
     assert "holds no audio" not in err
 
 
+def test_audio_the_system_will_not_open_says_why(store, voices, tmp_path, monkeypatch, capsys):
+    audio = tmp_path / "secret.wav"
+    shutil.copy(voices[1]["spk000"][1], audio)
+    real_open = os.open
+
+    def refuse(path, flags, *args, **kwargs):
+        if os.fsdecode(path) == str(audio):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    err = one_line_error(capsys, ["verify", "--store", str(store), "spk000", str(audio)], EXIT_INPUT,
+                         "secret.wav", "permission denied", "chmod")
+    assert "cannot decode" not in err
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
 def test_unreadable_audio_and_directory_say_permission_denied(store, voices, tmp_path, capsys):
     audio = tmp_path / "secret.wav"

@@ -723,3 +723,18 @@ def test_fifo_in_place_of_a_store_file_is_refused_at_once(store, ubm, name):
             SpeakerStore.open(store.path).load_stats("eli")
     finally:
         signal.alarm(0)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("zeroth", np.array(["a"] * 4)),
+    ("first", np.zeros((4, 3), dtype=complex)),
+    ("n_frames", np.ones(3)),
+    ("zeroth", np.ones(4, dtype=bool)),
+    ("zeroth", np.zeros(4, dtype=[("a", "f8")])),
+    ("log_likelihood", np.array("x")),
+])
+def test_hostile_fields_of_a_speaker_file_are_store_errors(store, ubm, field, value):
+    store.enroll_stats("fay", stats_of(ubm, 20, 0))
+    _rewrite_speaker_file(store, "fay", **{field: value})
+    with pytest.raises(InvalidStoreError, match=f"'fay'.*{field}.*re-enroll"):
+        store.load_stats("fay")

@@ -124,6 +124,10 @@ class SpeakerStore:
         If the manifest is not valid JSON or of another format version, the
         UBM file is missing or unreadable, or its parameters are not those the
         manifest records (the UBM was replaced behind the store's back).
+    StoreAccessError
+        If the system refuses to read a store file (permissions, ...); the
+        message names the file and the fix. Writes raise it too (read-only
+        store, full disk, ``.lock`` not a file) and leave the store as it was.
 
     Examples
     --------
@@ -381,7 +385,7 @@ class SpeakerStore:
             self._check_readable(path, "UBM file")
             try:
                 model = load_model(path)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise InvalidStoreError(
                     f"the UBM of speaker store {self._root} is unreadable ({exc}); {self._ubm_fix()}."
                 ) from None
@@ -423,7 +427,7 @@ class SpeakerStore:
             try:
                 arrays = read_npz(path)
                 backend = IvectorBackend.from_arrays(arrays, source=f"back-end file {path}")
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise InvalidStoreError(f"{exc} The store's back end is unusable: {fix}.") from None
             stored = str(arrays["ubm_fingerprint"]) if "ubm_fingerprint" in arrays else None
             if stored != expected:
@@ -656,8 +660,9 @@ class SpeakerStore:
         self._check_readable(path, "statistics file")
         try:
             arrays = read_npz(path)
+            _check_real_fields(arrays, f"statistics file {path}")
             stats = SufficientStats.from_arrays(arrays, source=f"statistics file {path}")
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             if not path.is_file():
                 raise _SpeakerFileMissing(
                     f"the statistics file {path} of speaker {name!r} is missing; the store is damaged: {fix}."
@@ -771,8 +776,12 @@ class SpeakerStore:
             (re-enroll with ``mode="replace"``).
         StoreLockedError
             If another process holds the lock for longer than ``lock_timeout``.
+        StoreAccessError
+            If the system refuses the write (read-only store, full disk, ...);
+            nothing is changed.
         ValueError
-            If ``stats`` hold non-finite values or no frames, or the name is invalid.
+            If ``stats`` hold non-finite values, no frames, or soft counts that
+            do not sum to the frame count, or the name is invalid.
         """
         name = check_speaker_name(name)
         if mode not in ("add", "replace"):
@@ -1013,6 +1022,27 @@ class SpeakerStore:
         except OSError:  # committed all the same; the next read re-reads the manifest
             self._signature = None
         _clean_orphans(self._root, manifest)
+
+
+# the fields of a statistics file SufficientStats reads, and which of them are single numbers
+_STATS_FIELDS = {"zeroth": False, "first": False, "second": False, "shift": False,
+                 "log_likelihood": True, "n_frames": True}
+
+
+def _check_real_fields(arrays, source):
+    """Refuse statistics fields that are not real numbers (complex, text, records) or not scalars where they must be.
+
+    ``SufficientStats`` would otherwise cast them (dropping imaginary parts)
+    or fail with a ``TypeError``.
+    """
+    for field, scalar in _STATS_FIELDS.items():
+        value = arrays.get(field)
+        if value is None:
+            continue  # from_arrays names a missing field
+        if value.dtype.kind not in "fiu":
+            raise ValueError(f"{source} holds {field!r} of type {value.dtype}, not real numbers; the file is corrupt.")
+        if scalar and value.shape != ():
+            raise ValueError(f"{source} holds {field!r} of shape {value.shape}, not one number; the file is corrupt.")
 
 
 def _next_generation(old_manifest):
