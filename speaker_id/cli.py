@@ -92,7 +92,16 @@ def _score(text):
     return value
 
 
+def _probability(text):
+    """An argparse ``type``: a probability strictly between 0 and 1."""
+    value = _score(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability strictly between 0 and 1")
+    return value
+
+
 _positive_int = _bounded(int, 1, math.inf)
+_relevance = _bounded(float, 0, 1e6, low_open=True)
 _sample_rate = _bounded(int, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, unit=" Hz")
 _jobs = _bounded(int, 1, MAX_JOBS)
 
@@ -155,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "create the store STORE with it.", epilog=EPILOG)
     _add_common(p)
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files, directories, or a Kaldi wav.scp")
-    p.add_argument("--components", type=int, default=128, metavar="K", help="Gaussian components (default 128)")
+    p.add_argument("--components", type=_positive_int, default=128, metavar="K", help="Gaussian components (default 128)")
     p.add_argument("--sr", type=_sample_rate, default=16000,
                    help="feature sample rate in Hz; audio is resampled (default 16000)")
     p.add_argument("--max-iter", type=int, default=50, help="EM passes at most (default 50)")
@@ -163,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="UBM learning: EM to convergence, or one shuffled pass of online EM (default batch)")
     p.add_argument("--batch-size", type=int, default=None, metavar="FRAMES",
                    help="frames per online EM update of the UBM (default 8000)")
-    p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor (default 16)")
+    p.add_argument("--relevance-factor", type=_relevance, default=16.0, help="MAP relevance factor (default 16)")
     p.add_argument("--adapt", default="means", help="comma-separated MAP-adapted parameters among "
                    "weights,means,variances (default means)")
     p.add_argument("--jobs", type=_jobs, default=2, help="feature extraction processes (default 2)")
@@ -258,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=("fsdd", "kaldi"), required=True,
                    help="fsdd: DIR holds {digit}_{speaker}_{index}.wav, index 0-4 test, 5-49 train; "
                         "kaldi: DIR/train and DIR/test Kaldi data directories")
-    p.add_argument("--components", type=int, default=128, metavar="K", help="UBM components (default 128)")
+    p.add_argument("--components", type=_positive_int, default=128, metavar="K", help="UBM components (default 128)")
     p.add_argument("--learning-method", choices=("batch", "online"), default="batch",
                    help="UBM learning: EM to convergence, or one shuffled pass of online EM (default batch)")
     p.add_argument("--batch-size", type=int, default=None, metavar="FRAMES",
@@ -270,11 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cohort", choices=("train", "enrolled"), default="train",
                    help="train (default): cohort models and Z-norm impostors from the training speakers only; "
                         "enrolled: the other enrolled speakers, which is OPTIMISTIC (they are the speakers under test)")
-    p.add_argument("--top-n", type=int, default=200, metavar="N", help="cohort size of asnorm (default 200)")
-    p.add_argument("--relevance-factor", type=float, default=16.0)
+    p.add_argument("--top-n", type=_positive_int, default=200, metavar="N", help="cohort size of asnorm (default 200)")
+    p.add_argument("--relevance-factor", type=_relevance, default=16.0, help="MAP relevance factor (default 16)")
     p.add_argument("--top-c", type=_positive_int, default=None, help="components per frame in GMM scoring (default 5)")
     p.add_argument("--sr", type=_sample_rate, default=None, help="feature sample rate (default 8000 fsdd, 16000 kaldi)")
-    p.add_argument("--p-target", type=float, nargs="+", default=[0.01, 0.001], metavar="P",
+    p.add_argument("--p-target", type=_probability, nargs="+", default=[0.01, 0.001], metavar="P",
                    help="target priors of minDCF (default 0.01 0.001)")
     p.add_argument("--scores-out", metavar="FILE", help="write every trial as 'model test score target'")
     p.add_argument("--det", metavar="PNG", help="write the DET curve (needs matplotlib)")
@@ -300,6 +309,18 @@ def _batch_size(args):
     return DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
 
 
+def _adapted_parameters(text):
+    """The --adapt list, checked before any training."""
+    from .models.adaptation import ADAPTABLE
+
+    adapt = tuple(a.strip() for a in text.split(",") if a.strip())
+    unknown = [a for a in adapt if a not in ADAPTABLE]
+    if unknown or not adapt:
+        raise UsageError(f"--adapt {text!r}: give a comma-separated list of {', '.join(ADAPTABLE)} "
+                         "(usually means alone)")
+    return adapt
+
+
 def cmd_train_ubm(args, out):
     from .evaluation.corpora import audio_paths, labelled_audio_paths
     from .operations import train_ivector_backend
@@ -309,12 +330,13 @@ def cmd_train_ubm(args, out):
     from .store import SpeakerStore
 
     ivector_options = _ivector_options(args)
+    adapt = _adapted_parameters(args.adapt)
+    SpeakerStore.check_can_create(args.store, overwrite=args.overwrite)  # before the UBM's minutes
     if args.backend == "ivector":
         paths, speakers = labelled_audio_paths(args.audio)
-        IvectorBackend(**ivector_options).check_speakers(len(set(speakers)))  # before the UBM's minutes
+        IvectorBackend(**ivector_options).check_speakers(len(set(speakers)))
     else:
         paths = audio_paths(args.audio)
-    adapt = tuple(a.strip() for a in args.adapt.split(",") if a.strip())
     config = FeatureConfig(sr=args.sr)
     ubm = train_ubm(paths, config, n_components=args.components, max_iter=args.max_iter,
                     learning_method=args.learning_method, batch_size=_batch_size(args),

@@ -645,3 +645,20 @@ def test_stream_ends_cleanly_on_sigterm_with_its_summary(store, voices):
     summary = json.loads(out.decode().strip().splitlines()[-1])
     assert summary["end"] == "terminated" and summary["total"][0]["speaker"] == "spk000"
     assert summary["audio_seconds"] == pytest.approx(len(first) // 1600 * 1600 / SR)
+
+
+def test_train_ubm_refuses_what_the_store_would_refuse_before_training(store, voices, tmp_path, monkeypatch, capsys):
+    import speaker_id.models.ubm as ubm_module
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the UBM was trained before the options and the store were checked")
+
+    monkeypatch.setattr(ubm_module, "train_ubm", must_not_run)
+    background = str(voices[0] / "spk004")
+    _expect_error(capsys, ["train-ubm", "--store", str(store), "--quiet", background], 4, "--overwrite")
+    (tmp_path / "file").write_text("x")
+    _expect_error(capsys, ["train-ubm", "--store", str(tmp_path / "file"), "--quiet", background], 4,
+                  "not a directory")
+    _expect_error(capsys, ["train-ubm", "--store", str(tmp_path / "new"), "--adapt", "mean", "--quiet", background],
+                  2, "--adapt 'mean'")
+    assert not (tmp_path / "new").exists()

@@ -226,6 +226,11 @@ def test_stream_options_out_of_bounds_are_usage_errors(store, capsys, extra, nee
     (["evaluate", "--protocol", "fsdd", "D", "--sr", "10000000"], "--sr"),
     (["verify", "--store", "S", "a", "x.wav", "--threshold", "nan"], "--threshold"),
     (["identify", "--store", "S", "x.wav", "--top-c", "-1"], "--top-c"),
+    (["train-ubm", "--store", "S", "--components", "0", "x.wav"], "--components"),
+    (["train-ubm", "--store", "S", "--relevance-factor", "nan", "x.wav"], "--relevance-factor"),
+    (["evaluate", "--protocol", "fsdd", "D", "--relevance-factor", "0"], "--relevance-factor"),
+    (["evaluate", "--protocol", "fsdd", "D", "--p-target", "0.01", "1"], "--p-target"),
+    (["evaluate", "--protocol", "fsdd", "D", "--top-n", "0"], "--top-n"),
 ])
 def test_other_options_out_of_bounds_are_usage_errors(capsys, argv, needle):
     usage_error(capsys, argv, needle)

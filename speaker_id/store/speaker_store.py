@@ -46,6 +46,7 @@ import difflib
 import math
 import numbers
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -326,6 +327,34 @@ class SpeakerStore:
                                     backend="gmm" if backend is None else "ivector")
             _write_bytes_atomic(root / MANIFEST_NAME, _manifest_to_json(manifest))
             _clean_orphans(root, manifest)
+
+    @classmethod
+    def check_can_create(cls, path, overwrite=False):
+        """Refuse early what :meth:`create` would refuse after the UBM is trained.
+
+        Parameters
+        ----------
+        path : str or Path
+        overwrite : bool, default False
+
+        Raises
+        ------
+        StoreExistsError, NotAStoreError
+            As :meth:`create` would.
+        StoreAccessError
+            If no file can be created where the store would be.
+        """
+        root = Path(path)
+        with store_os_errors(root, "write"):
+            if root.exists() and not root.is_dir():
+                raise NotAStoreError(f"{root} exists and is not a directory; choose a directory for the speaker store.")
+            if root.is_dir():
+                cls._existing_contents(root, overwrite)
+            existing = next(p for p in (root, *root.absolute().parents) if p.exists())
+            if not existing.is_dir():
+                raise NotAStoreError(f"{existing} is not a directory; choose another place for the speaker store.")
+            with tempfile.TemporaryFile(dir=existing):
+                pass
 
     @staticmethod
     def _existing_contents(root, overwrite):
