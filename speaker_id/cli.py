@@ -149,6 +149,18 @@ def _top_c(args, backend):
     return 5 if args.top_c is None else args.top_c
 
 
+def _version() -> str:
+    """The installed distribution's version; the source's when run from a checkout that is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("streamgmm")
+    except PackageNotFoundError:
+        from streamgmm import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speaker-id",
@@ -156,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "verify and identify them from recordings.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -239,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="S", help="sliding window in seconds (default 2)")
     p.add_argument("--min-speech", type=_bounded(float, 0, MAX_WINDOW_S, unit=" s"), default=0.5, metavar="S",
                    help="speech needed in the window before a decision, in seconds, at most --window (default 0.5)")
+    p.add_argument("--decision-interval", type=_bounded(float, 0, MAX_WINDOW_S, low_open=True, unit=" s"),
+                   default=0.1, metavar="S",
+                   help="decide every S seconds of stream time, whatever --chunk-ms is, so the same audio "
+                        "gives the same events (default 0.1)")
     p.add_argument("--threshold", type=_score, default=0.0,
                    help="a speaker is decided when their window score reaches it, else 'unknown' "
                         "(default 0.0; --threshold=-inf always names the best speaker); the score is the "
@@ -323,10 +340,10 @@ def _adapted_parameters(text):
 
 def cmd_train_ubm(args, out):
     from .evaluation.corpora import audio_paths, labelled_audio_paths
-    from .operations import train_ivector_backend
+    from .operations import train_models
     from .frontend.config import FeatureConfig
     from .models.ivector_backend import IvectorBackend
-    from .models.ubm import train_ubm
+    from .models.ubm import check_learning_method
     from .store import SpeakerStore
 
     ivector_options = _ivector_options(args)
@@ -338,11 +355,12 @@ def cmd_train_ubm(args, out):
     else:
         paths = audio_paths(args.audio)
     config = FeatureConfig(sr=args.sr)
-    ubm = train_ubm(paths, config, n_components=args.components, max_iter=args.max_iter,
-                    learning_method=args.learning_method, batch_size=_batch_size(args),
-                    n_jobs=args.jobs, progress=not (args.quiet or args.json))
-    backend = (train_ivector_backend(ubm, paths, speakers, config, n_jobs=args.jobs, **ivector_options)
-               if args.backend == "ivector" else None)
+    check_learning_method(args.learning_method, _batch_size(args))
+    ubm, backend = train_models(paths, config, speakers=speakers if args.backend == "ivector" else None,
+                                ivector_options=ivector_options, n_jobs=args.jobs,
+                                progress=not (args.quiet or args.json), n_components=args.components,
+                                max_iter=args.max_iter, learning_method=args.learning_method,
+                                batch_size=_batch_size(args))
     store = SpeakerStore.create(args.store, ubm, config, relevance_factor=args.relevance_factor,
                                 adapt=adapt, overwrite=args.overwrite, backend=backend)
     result = {"store": str(store.path), "files": len(paths), "components": args.components,
@@ -447,8 +465,9 @@ def cmd_stream(args, out):
                          stall_timeout=args.stall_timeout or None, default_rate=config.sr)
     with source:
         scorer = StreamScorer.from_store(store, sr=source.sr, resample=not args.no_resample, window_s=args.window,
-                                         min_speech_s=args.min_speech, threshold=args.threshold,
-                                         switch_margin=args.switch_margin, top_c=_top_c(args, store.backend))
+                                         min_speech_s=args.min_speech, decision_interval_s=args.decision_interval,
+                                         threshold=args.threshold, switch_margin=args.switch_margin,
+                                         top_c=_top_c(args, store.backend))
         if source.sr != config.sr and not args.json:
             print(f"# {source.name}: {source.sr} Hz, resampled to the models' {config.sr} Hz", file=sys.stderr)
         reason, failure, last, n_events = _run_stream(source, scorer, args)

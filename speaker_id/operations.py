@@ -18,32 +18,44 @@ from . import scoring
 from .frontend.extraction import extract_files
 from .models.adaptation import speaker_stats
 from .models.ivector_backend import IvectorBackend, training_sessions
+from .models.ubm import FeatureCache, fit_ubm
 from .store import SpeakerStore
 
 
-def train_ivector_backend(ubm, paths: Sequence, speakers: Sequence, config, *, n_jobs: int = 2, **options):
-    """An :class:`~speaker_id.models.ivector_backend.IvectorBackend` trained on labelled audio files.
+def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None, ivector_options=None,
+                 n_jobs: int = 2, progress: bool = False, **ubm_options):
+    """A UBM, and with ``speakers`` an i-vector back end, trained on audio files whose features are extracted once.
 
     Parameters
     ----------
-    ubm : OnlineGMM
-        The store's UBM, trained on the same front end.
     paths : sequence of path-like
-    speakers : sequence of str
-        The speaker of each file; LDA and PLDA need at least 3 speakers,
-        most of them with several files.
     config : FeatureConfig
-    n_jobs : int, default=2
-    **options
+    speakers : sequence of str, optional
+        The speaker of each file: also train an
+        :class:`~speaker_id.models.ivector_backend.IvectorBackend` on the same
+        cached features (LDA and PLDA need at least 3 speakers, most of them
+        with several files).
+    ivector_options : dict, optional
         Keyword arguments of ``IvectorBackend`` (``rank``, ``lda_dim``, ``scoring``, ...).
+    n_jobs : int, default=2
+        Feature extraction processes.
+    progress : bool, default=False
+    **ubm_options
+        Keyword arguments of :func:`~speaker_id.models.ubm.fit_ubm`
+        (``n_components``, ``max_iter``, ``learning_method``, ...).
 
     Returns
     -------
-    IvectorBackend
+    ubm : OnlineGMM
+    backend : IvectorBackend or None
     """
-    features = extract_files(list(paths), config, n_jobs=n_jobs)
-    stats, labels = training_sessions(list(speakers), features, ubm)
-    return IvectorBackend(**options).fit(ubm, stats, labels)
+    backend = None
+    with FeatureCache(paths, config, n_jobs=n_jobs, progress=progress) as cache:
+        ubm = fit_ubm(cache, progress=progress, **ubm_options)
+        if speakers is not None:
+            stats, labels = training_sessions(list(speakers), cache.utterances(), ubm)
+            backend = IvectorBackend(**(ivector_options or {})).fit(ubm, stats, labels)
+    return ubm, backend
 
 
 def enroll_files(store: SpeakerStore, name: str, paths: Sequence, *, mode: str = "add", n_jobs: int = 1) -> dict:

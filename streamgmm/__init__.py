@@ -6,10 +6,10 @@ Exact out-of-core EM (``OnlineGMM.fit`` over chunks) and online stepwise EM
 
 Modules, bottom to top (each imports only modules listed before it)
 -------------------------------------------------------------------
+numba_cache
+    Where Numba caches the compiled kernels: sets ``NUMBA_CACHE_DIR`` to a per-user directory.
 _validation
     Input checks shared by the estimators.
-base
-    :class:`~streamgmm.base.ParamsMixin`: scikit-learn's ``get_params`` / ``set_params`` / ``repr``.
 parameters
     Conversions between covariances, precisions and their Cholesky factors.
 io

@@ -12,9 +12,10 @@ import numpy as np
 from numba import njit, prange
 
 from .fastexp import EXP_CLAMP, INV_LN2, LN2_HI, LN2_LO, VECTOR_MATH, exp_reduced
+from .numba_cache import CACHE
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(parallel=True, cache=CACHE, fastmath=False)
 def fill_diag_design(X, shift, out):
     """``out = [(X - shift)**2, X - shift, 1]`` in float64.
 
@@ -29,7 +30,7 @@ def fill_diag_design(X, shift, out):
         out[r, 2 * d] = 1.0
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(parallel=True, cache=CACHE, fastmath=False)
 def fill_full_design(X, shift, out):
     """``out = [X - shift, 1, upper-triangle outer products of (X - shift)]``.
 
@@ -49,7 +50,7 @@ def fill_full_design(X, shift, out):
                 pos += 1
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(parallel=True, cache=CACHE, fastmath=False)
 def full_log_joint(Z, centres, bias, out):
     """Log joint densities for Cholesky-factored precisions.
 
@@ -114,20 +115,20 @@ def _row_logsumexp(log_joint, log_norm):
         log_norm[r] = top + np.log(total)
 
 
-normalise_rows = njit(parallel=True, cache=True, fastmath=VECTOR_MATH)(_normalise_rows)
+normalise_rows = njit(parallel=True, cache=CACHE, fastmath=VECTOR_MATH)(_normalise_rows)
 normalise_rows.__doc__ = """Turn log joint densities into responsibilities, in place.
 
 log_joint : (B, K), overwritten with ``exp(log_joint - logsumexp(row))``;
 log_norm : (B,), receives ``logsumexp`` of each row (the frame log-likelihood).
 """
-row_logsumexp = njit(parallel=True, cache=True, fastmath=VECTOR_MATH)(_row_logsumexp)
+row_logsumexp = njit(parallel=True, cache=CACHE, fastmath=VECTOR_MATH)(_row_logsumexp)
 row_logsumexp.__doc__ = """``log_norm[r] = logsumexp(log_joint[r])`` without touching ``log_joint``."""
 
 
 # Serial twins that release the GIL: the E-step can also split a chunk over
 # Python threads, each running BLAS single-threaded and these kernels.
-fill_diag_design_serial = njit(nogil=True, cache=True)(fill_diag_design.py_func)
-fill_full_design_serial = njit(nogil=True, cache=True)(fill_full_design.py_func)
-full_log_joint_serial = njit(nogil=True, cache=True)(full_log_joint.py_func)
-normalise_rows_serial = njit(nogil=True, cache=True, fastmath=VECTOR_MATH)(_normalise_rows)
-row_logsumexp_serial = njit(nogil=True, cache=True, fastmath=VECTOR_MATH)(_row_logsumexp)
+fill_diag_design_serial = njit(nogil=True, cache=CACHE)(fill_diag_design.py_func)
+fill_full_design_serial = njit(nogil=True, cache=CACHE)(fill_full_design.py_func)
+full_log_joint_serial = njit(nogil=True, cache=CACHE)(full_log_joint.py_func)
+normalise_rows_serial = njit(nogil=True, cache=CACHE, fastmath=VECTOR_MATH)(_normalise_rows)
+row_logsumexp_serial = njit(nogil=True, cache=CACHE, fastmath=VECTOR_MATH)(_row_logsumexp)

@@ -5,58 +5,117 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from sklearn.utils import check_array
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
-def check_frames(X, *, n_features=None, name="X"):
+def check_frames(X, *, n_features=None, name="X", owner="the model"):
     """Return ``X`` as a 2-D float array of frames (rows), or raise ``ValueError``.
+
+    Messages contain scikit-learn's standard phrases ("Reshape your data",
+    "0 feature(s)", "is expecting 3 features as input", ...) so that code and
+    users who know scikit-learn recognise them.
 
     Parameters
     ----------
     X : array-like of shape (n_frames, n_features)
-        Frames as rows. A 1-D array is refused (reshape it explicitly).
+        Frames as rows: an ndarray, a nested list, a DataFrame, an object
+        array of numbers. A 1-D array is refused (reshape it explicitly), and
+        so are sparse matrices and complex or string data.
     n_features : int, optional
         The number of columns a fitted model expects.
     name : str
         How the array is called in error messages ("chunk 3", "X", ...).
+    owner : str
+        How the model is called in error messages ("OnlineGMM", ...).
 
     Returns
     -------
     X : ndarray of shape (n_frames, n_features), dtype float32 or float64
-        float32 and float64 input is returned as it is (no copy); any other
-        numeric dtype is converted to float64.
+        float32 and float64 arrays are returned as they are (no copy); any
+        other numeric input is converted to float64.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem and the fix. ``TypeError`` for entries that are
+        not numbers (e.g. a dict in an object array).
     """
-    if isinstance(X, np.ndarray):
-        arr = X
-    else:
-        try:
-            arr = np.asarray(X)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(
-            f"{name} has dtype {arr.dtype}, not a real numeric type; "
-            "pass frames as a float array of shape (n_frames, n_features)."
-        )
+    arr = _as_array(X, name)
     if arr.ndim != 2:
-        hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
+        hint = (
+            "; Reshape your data: X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single frame"
+            if arr.ndim == 1 else ""
+        )
         raise ValueError(
             f"{name} must be 2-D of shape (n_frames, n_features), got shape {arr.shape}{hint}."
         )
     if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 frames); drop empty chunks before passing them.")
+        raise ValueError(
+            f"{name} is empty: 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required; "
+            "drop empty chunks before passing them."
+        )
     if arr.shape[1] == 0:
-        raise ValueError(f"{name} has 0 features; frames need at least one column.")
+        raise ValueError(
+            f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required; "
+            "frames need at least one column."
+        )
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(
-            f"{name} has {arr.shape[1]} features but the model was fitted with {n_features}; "
-            "pass frames with the same feature layout as the training data."
+            f"{name} has {arr.shape[1]} features, but {owner} is expecting {n_features} features as input "
+            "(the number it was fitted with); pass frames with the same feature layout as the training data."
         )
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
     check_finite(arr, name=name)
     return arr
+
+
+def _as_array(X, name):
+    """``X`` as an ndarray of real numbers (any shape), converted by scikit-learn's ``check_array``.
+
+    float32 and float64 ndarrays pass through untouched. Other input goes
+    through ``check_array``, which reads DataFrames and array-likes, converts
+    object arrays of numbers and refuses sparse matrices; complex and string
+    data are refused here first, with a one-line message.
+    """
+    if isinstance(X, np.ndarray):
+        if X.dtype in (np.float32, np.float64):
+            return X
+        if X.dtype.kind == "c":
+            raise ValueError(
+                f"Complex data not supported: {name} has dtype {X.dtype}; pass real frames "
+                "(e.g. the magnitude or the real and imaginary parts as separate features)."
+            )
+        if X.dtype.kind not in "biufO":
+            raise ValueError(
+                f"{name} has dtype {X.dtype}, not a real numeric type; "
+                "pass frames as a float array of shape (n_frames, n_features)."
+            )
+    try:
+        arr = check_array(
+            X, accept_sparse=False, dtype="numeric", ensure_2d=False, allow_nd=True,
+            ensure_min_samples=0, ensure_min_features=0, ensure_all_finite=False, input_name=name,
+        )
+    except TypeError as exc:
+        raise TypeError(f"{name} could not be read as an array of numbers: {_one_line(exc)}") from None
+    except ValueError as exc:
+        raise ValueError(
+            f"{name} could not be read as an array of numbers: {_one_line(exc)}; "
+            "pass frames as a float array of shape (n_frames, n_features)."
+        ) from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} has dtype {arr.dtype}, not a real numeric type; "
+            "pass frames as a float array of shape (n_frames, n_features)."
+        )
+    return arr
+
+
+def _one_line(exc, limit=300):
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 def check_finite(arr, *, name="X"):

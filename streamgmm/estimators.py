@@ -29,6 +29,10 @@ import time
 import warnings
 
 import numpy as np
+from scipy import sparse
+from sklearn import exceptions as sklearn_exceptions
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils.validation import validate_data
 
 from ._validation import (
     check_covariance_type,
@@ -36,7 +40,6 @@ from ._validation import (
     check_nonnegative_float,
     check_positive_int,
 )
-from .base import ParamsMixin
 from .estep import DensityPlan, stats_from_responsibilities
 from .init import (
     INIT_METHODS,
@@ -58,12 +61,15 @@ from .sklearn_compat import arrays_to_gaussian_mixture, gaussian_mixture_to_arra
 from .stats import SufficientStats
 
 
-class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the lower bound changed by less than ``tol``."""
+class ConvergenceWarning(sklearn_exceptions.ConvergenceWarning):
+    """EM stopped at ``max_iter`` before the lower bound changed by less than ``tol``.
+
+    A scikit-learn ``ConvergenceWarning``: filters set for scikit-learn's apply.
+    """
 
 
-class NotFittedError(ValueError, AttributeError):
-    """The model was used before it was fitted (same bases as scikit-learn's)."""
+class NotFittedError(sklearn_exceptions.NotFittedError):
+    """The model was used before it was fitted; a scikit-learn ``NotFittedError``."""
 
 
 def _as_rng(random_state):
@@ -95,8 +101,8 @@ def chunk_source(X):
                 raise ValueError("the callable passed as X must return an iterable of chunks.")
             return chunks
         return fresh
-    if isinstance(X, np.ndarray) or hasattr(X, "__array__"):
-        return lambda: (X,)
+    if isinstance(X, np.ndarray) or hasattr(X, "__array__") or sparse.issparse(X):
+        return lambda: (X,)  # one array (a sparse one is refused, as one, by check_frames)
     if isinstance(X, (list, tuple)):
         if len(X) == 0:
             raise ValueError("X is an empty list: pass at least one chunk of frames.")
@@ -136,8 +142,12 @@ def _coalesced(chunks, n_features, min_rows):
         yield pending[0] if len(pending) == 1 else np.concatenate(pending)
 
 
-class OnlineGMM(ParamsMixin):
+class OnlineGMM(DensityMixin, BaseEstimator):
     """Gaussian mixture learnt by out-of-core batch EM (``fit``) or online EM (``partial_fit``).
+
+    A scikit-learn density estimator (it passes ``check_estimator``): ``clone``,
+    ``Pipeline`` and ``GridSearchCV`` work, the latter scoring candidates by
+    :meth:`score`, the mean log-likelihood per frame, by default.
 
     Parameters
     ----------
@@ -210,6 +220,10 @@ class OnlineGMM(ParamsMixin):
     lower_bounds_ : list of float
         ``lower_bound_`` after each iteration of the best initialisation.
     n_features_in_ : int
+        Set by ``fit``, or by the first chunk given to ``partial_fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of ``X`` when ``fit`` was given one DataFrame with
+        string column names; scoring compares them as scikit-learn does.
     n_updates_ : int
         Online updates since the running statistics were (re)started.
     shift_ : ndarray of shape (n_features,)
@@ -297,6 +311,7 @@ class OnlineGMM(ParamsMixin):
         return params
 
     def _validate_params(self):
+        """Check the settings, each error naming it (replaces BaseEstimator's, which we do not use)."""
         check_positive_int(self.n_components, "n_components")
         check_covariance_type(self.covariance_type)
         check_nonnegative_float(self.tol, "tol")
@@ -329,6 +344,10 @@ class OnlineGMM(ParamsMixin):
     # --------------------------------------------------------------- state
     def _is_fitted(self):
         return getattr(self, "means_", None) is not None
+
+    def __sklearn_is_fitted__(self):
+        # what sklearn.utils.validation.check_is_fitted asks (Pipeline, ...)
+        return self._is_fitted()
 
     def _check_is_fitted(self):
         if not self._is_fitted():
@@ -393,6 +412,18 @@ class OnlineGMM(ParamsMixin):
             floor = np.asarray(variance_floor, dtype=np.float64)
             self.variance_floor_ = None if floor.ndim == 0 else floor.reshape(d)
         self._plan = None
+        self._density_plan()  # built now, so that scoring never changes the model's state
+
+    def _keep_feature_names(self, X):
+        """Record the column names of a DataFrame ``X`` as ``feature_names_in_`` (scikit-learn convention).
+
+        Only a single array-like ``X`` has names; after learning from chunks
+        or a callable the model has none (earlier ones are dropped).
+        """
+        if hasattr(X, "__array__") and not callable(X):
+            validate_data(self, X, reset=True, skip_check_array=True)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
 
     def _rng_state(self):
         if self._rng is None:
@@ -548,6 +579,7 @@ class OnlineGMM(ParamsMixin):
         stats = best["stats"]
         self._running_stats = None if stats is None else stats * (1.0 / stats.n_frames)
         self.n_updates_ = 1
+        self._keep_feature_names(X)
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
                 f"EM did not converge in max_iter={self.max_iter} iterations (last change of the "
@@ -586,9 +618,10 @@ class OnlineGMM(ParamsMixin):
         expected = self.n_features_in_ if self._is_fitted() else None
         if expected is None and self._init_buffer:
             expected = self._init_buffer[0].shape[1]
-        X = check_frames(X, n_features=expected, name="chunk")
+        X = check_frames(X, n_features=expected, owner=type(self).__name__)
         if not self._is_fitted():
             self._init_buffer = list(self._init_buffer) + [np.array(X, dtype=np.float64)]
+            self.n_features_in_ = X.shape[1]  # known from the first chunk on (scikit-learn convention)
             if sum(len(c) for c in self._init_buffer) < self._online_init_size():
                 return self
             data = np.concatenate(self._init_buffer)
@@ -659,8 +692,12 @@ class OnlineGMM(ParamsMixin):
 
     # ------------------------------------------------------------- scoring
     def _check_X(self, X):
+        """``X`` as frames the fitted model can score; column names are compared as scikit-learn does."""
         self._check_is_fitted()
-        return check_frames(X, n_features=self.n_features_in_)
+        frames = check_frames(X, n_features=self.n_features_in_, owner=type(self).__name__)
+        if hasattr(self, "feature_names_in_") or not isinstance(X, np.ndarray):  # else nothing to compare
+            validate_data(self, X, reset=False, skip_check_array=True)
+        return frames
 
     def score_samples(self, X):
         """Log-likelihood of each frame, shape (n_frames,)."""

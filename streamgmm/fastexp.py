@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from numba import njit
 
+from .numba_cache import CACHE
+
 # Flags that let LLVM vectorise the reductions and the polynomial; no
 # "nnan"/"ninf": the inputs are finite by construction and must stay exact.
 VECTOR_MATH = {"reassoc", "contract", "nsz", "arcp"}
@@ -27,7 +29,7 @@ INV_LN2 = 1.44269504088896338700e00
 EXP_CLAMP = -700.0
 
 
-@njit(fastmath=VECTOR_MATH, cache=True, inline="always")
+@njit(fastmath=VECTOR_MATH, cache=CACHE, inline="always")
 def exp_reduced(r):
     """``exp(r)`` for ``|r| <= ln(2)/2``: Horner on the Taylor series to degree 13.
 

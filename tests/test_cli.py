@@ -350,6 +350,19 @@ def test_ivector_store_asks_only_what_its_speakers_support(voices, tmp_path, cap
     assert not store.exists()
 
 
+def test_ivector_training_reads_each_file_once(voices, tmp_path, monkeypatch):
+    import speaker_id.frontend.extraction as extraction
+
+    root, _ = voices
+    calls = []
+    original = extraction.extract_file
+    monkeypatch.setattr(extraction, "extract_file", lambda path, config=None: calls.append(path) or original(path, config))
+    background = [str(root / f"spk{i:03d}") for i in range(4, 10)]  # 6 speakers x 5 files
+    assert main(["train-ubm", "--store", str(tmp_path / "s"), "--components", "8", "--max-iter", "3", "--jobs", "1",
+                 "--quiet", "--backend", "ivector", "--ivector-rank", "5", *background]) == 0
+    assert len(calls) == 30 and len(set(calls)) == 30  # the UBM and the back end share the cached features
+
+
 def test_options_of_the_other_back_end_are_refused(store, ivector_store, voices, tmp_path, capsys):
     root, by_speaker = voices
     audio = str(by_speaker["spk000"][4])
@@ -648,12 +661,12 @@ def test_stream_ends_cleanly_on_sigterm_with_its_summary(store, voices):
 
 
 def test_train_ubm_refuses_what_the_store_would_refuse_before_training(store, voices, tmp_path, monkeypatch, capsys):
-    import speaker_id.models.ubm as ubm_module
+    import speaker_id.operations as operations
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the UBM was trained before the options and the store were checked")
 
-    monkeypatch.setattr(ubm_module, "train_ubm", must_not_run)
+    monkeypatch.setattr(operations, "train_models", must_not_run)
     background = str(voices[0] / "spk004")
     _expect_error(capsys, ["train-ubm", "--store", str(store), "--quiet", background], 4, "--overwrite")
     (tmp_path / "file").write_text("x")

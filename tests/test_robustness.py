@@ -128,9 +128,9 @@ def test_inf_in_a_later_pass_chunk_is_refused():
 
 def test_wrong_number_of_columns():
     gmm = OnlineGMM(2, random_state=0).fit(np.random.default_rng(0).normal(size=(50, 3)))
-    with pytest.raises(ValueError, match="has 4 features but the model was fitted with 3"):
+    with pytest.raises(ValueError, match="has 4 features, but OnlineGMM is expecting 3 features as input"):
         gmm.score_samples(np.zeros((5, 4)))
-    with pytest.raises(ValueError, match="features but the model was fitted with 3"):
+    with pytest.raises(ValueError, match="has 2 features, but OnlineGMM is expecting 3 features as input"):
         gmm.partial_fit(np.zeros((5, 2)))
 
 

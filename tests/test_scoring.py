@@ -142,7 +142,7 @@ def test_llr_errors(ubm, speakers):
             llr(ubm, other, X)
     with pytest.raises(ValueError, match="belongs to another UBM"):
         llr(ubm, np.zeros((K, D + 1)), X)
-    with pytest.raises(ValueError, match="4 features but the model was fitted with 3"):
+    with pytest.raises(ValueError, match="has 4 features, but OnlineGMM is expecting 3 features as input"):
         llr(ubm, speakers["m0"], np.zeros((10, 4)))
     with pytest.raises(ValueError, match="top_c"):
         llr(ubm, speakers["m0"], X, top_c=0)

@@ -80,7 +80,8 @@ def test_window_scores_average_the_last_seconds_of_frames(default, corpus):
     X, index = np.concatenate(features), np.concatenate(index)
     frame_llrs = SpeakerScorer(ubm, models, top_c=5).score_frames(X)  # ... a batch scorer their LLRs
     latest = scorer.extractor.n_decided_ - 1
-    in_window = index > latest - 100  # 1 s = 100 frames of 10 ms
+    point = _last_decision(latest)
+    in_window = (index > point - 100) & (index <= point)  # 1 s = 100 frames of 10 ms
     scorer.reset()
     updates = run(scorer, y, 800)
     final_push = updates[-2]  # before the flush
@@ -88,6 +89,11 @@ def test_window_scores_average_the_last_seconds_of_frames(default, corpus):
     np.testing.assert_allclose(final_push.window_scores, frame_llrs[in_window].mean(axis=0), atol=1e-4)
     np.testing.assert_allclose(final_push.total_scores, frame_llrs.mean(axis=0), atol=1e-4)
     assert final_push.time == pytest.approx(scorer.extractor.frame_time(latest))
+
+
+def _last_decision(latest, step=10):
+    """The stream frame of the latest decision: decisions fall every 100 ms = 10 frames, after frames 9, 19, ..."""
+    return (latest + 1) // step * step - 1
 
 
 def test_a_conversation_gives_one_event_per_change(default, corpus):
@@ -214,9 +220,9 @@ def test_ivector_window_scores_are_the_scores_of_the_last_seconds(plain, ivector
     checked = 0
     for i in range(0, len(y), 1600):
         update = scorer.push(y[i:i + 1600])
-        latest = scorer.extractor.n_decided_ - 1
+        point = _last_decision(scorer.extractor.n_decided_ - 1)
         seen = np.arange(update.total_frames)
-        in_window = seen > latest - 100  # 1 s = 100 frames of 10 ms
+        in_window = (seen > point - 100) & (seen <= point)  # 1 s = 100 frames of 10 ms
         if update.window_frames:
             assert update.window_frames == in_window.sum()
             np.testing.assert_allclose(update.window_scores,
@@ -225,3 +231,43 @@ def test_ivector_window_scores_are_the_scores_of_the_last_seconds(plain, ivector
             checked += 1
     assert checked > 20
     assert update.speaker == "spk002"  # the window has left the first speaker behind
+
+
+@pytest.mark.parametrize("backend", ["gmm", "ivector"])
+def test_events_do_not_depend_on_how_the_audio_is_read(default, plain, ivector, corpus, backend):
+    """Decisions fall on a grid of stream time: 10 ms to 1 s reads give the same events at the same times."""
+    gap = np.zeros(3 * SR, np.float32)
+    y = np.concatenate([corpus["spk000"][3], corpus["spk003"][3], gap, corpus["spk001"][3], corpus["spk002"][3]])
+    if backend == "gmm":
+        config, ubm, models = default
+        make = lambda: StreamScorer(ubm, models, config, threshold=-np.inf, switch_margin=0.1)  # noqa: E731
+    else:  # the i-vector back end, on the plain front end it was trained on
+        config, ubm, _ = plain
+        ivector_backend, enrolled = ivector
+        make = lambda: StreamScorer(ubm, enrolled, config, ivector_backend=ivector_backend,  # noqa: E731
+                                    threshold=-np.inf, switch_margin=0.1)
+    runs, totals = {}, set()
+    for chunk_ms in (10, 30, 100, 370, 1000):
+        updates = run(make(), y, SR * chunk_ms // 1000)
+        runs[chunk_ms] = [(e.time, e.state, e.speaker, e.previous) for u in updates for e in u.events]
+        totals.add(updates[-1].total_frames)
+    assert len(totals) == 1
+    reference = runs[10]
+    assert len(reference) >= 3 and "speaker" in {e[1] for e in reference}
+    if backend == "gmm":  # the VAD drops the gap: the window empties and the decision falls to silence
+        assert "silence" in {e[1] for e in reference}
+    for chunk_ms, events in runs.items():
+        assert events == reference, f"{chunk_ms} ms reads"
+    # event times are grid points: whole multiples of the 10-frame (100 ms) interval, in stream frames
+    scorer = make()
+    frames = [round((t * SR - (config.win_length - scorer.extractor._pad)) / config.hop_length) for t, *_ in reference]
+    assert all((f + 1) % 10 == 0 for f in frames[:-1])
+
+
+def test_decision_interval_and_window_options_are_checked(default):
+    config, ubm, models = default
+    with pytest.raises(ValueError, match="min_speech_s .* longer than window_s"):
+        StreamScorer(ubm, models, config, window_s=1.0, min_speech_s=1.5)
+    with pytest.raises(ValueError, match="decision_interval_s"):
+        StreamScorer(ubm, models, config, decision_interval_s=0)
+    assert StreamScorer(ubm, models, config, decision_interval_s=0.001)._step == 1  # at least one frame

@@ -41,6 +41,36 @@ def test_cache_shards_hold_every_frame_in_order(tmp_path):
     assert not directory.exists()
 
 
+def test_cache_extracts_every_batch_with_one_pool_of_workers(tmp_path, monkeypatch):
+    """Over 512 files the cache extracts in several batches; the workers are started once, not per batch."""
+    import concurrent.futures
+
+    import speaker_id.frontend.extraction as extraction
+
+    started = []
+
+    class CountingExecutor(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs.get("max_workers"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(extraction.concurrent.futures, "ProcessPoolExecutor", CountingExecutor)
+    sr = 8000
+    paths = []
+    for i in range(600):
+        rng = np.random.default_rng(i)
+        path = tmp_path / f"u{i:03d}.wav"
+        sf.write(path, (0.1 * rng.standard_normal(sr // 10)).astype(np.float32), sr)
+        paths.append(path)
+    config = FeatureConfig(sr=sr, vad=False)
+    with FeatureCache(paths, config, n_jobs=2) as cache:
+        utterances = cache.utterances()
+        assert len(utterances) == 600
+        for i in (0, 511, 512, 599):  # both sides of the batch boundary, in file order
+            np.testing.assert_array_equal(np.asarray(utterances[i]), extract_file(paths[i], config))
+    assert started == [2]
+
+
 def test_train_ubm_equals_in_memory_em_on_the_same_frames(tmp_path):
     paths = _write_voices(tmp_path)
     config = FeatureConfig()

@@ -188,6 +188,10 @@ def _worker_extract(path: str, config: FeatureConfig) -> np.ndarray:
     return extract_file(path, config)
 
 
+def _noop(_):
+    return None
+
+
 def extract_files(
     paths: Sequence[PathLike],
     config: Optional[FeatureConfig] = None,
@@ -234,34 +238,99 @@ def extract_files(
     """
     config = config or FeatureConfig()
     paths = [os.fspath(p) for p in paths]
-    if n_jobs is None or n_jobs == -1:
-        n_jobs = os.cpu_count() or 1
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive integer, -1 or None, got {n_jobs!r}")
-    n_jobs = min(n_jobs, len(paths))
-    if n_jobs <= 1:
-        return [extract_file(p, config) for p in paths]
-    chunksize = max(1, min(64, len(paths) // (8 * n_jobs)))
-    # Build the window and filterbank here once and ship them to the workers.
-    _window(config.window, config.win_length)
-    mel_filterbank(config.sr, config.fft_size, config.n_mels, config.fmin, config.mel_fmax)
-    ctx = multiprocessing.get_context("spawn")
-    # Spawned children read the thread variables at start-up (before their
-    # first numpy import), so set them around the pool's lifetime.
-    saved = {var: os.environ.get(var) for var in _THREAD_ENV}
-    os.environ.update({var: "1" for var in _THREAD_ENV})
-    try:
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=n_jobs, mp_context=ctx, initializer=_init_worker, initargs=(dict(_TABLES),)
-        ) as pool:
+    with ExtractionPool(config, n_jobs, n_files=len(paths)) as pool:
+        return pool.map(paths)
+
+
+class ExtractionPool:
+    """Worker processes that extract features, started once and kept for a whole run.
+
+    Starting a worker costs a fraction of a second; a run that extracts its
+    files in several batches (:class:`speaker_id.models.ubm.FeatureCache`
+    writes shards every few hundred files) reuses one pool instead of
+    starting one per batch. Workers are started with the ``spawn`` method
+    (safe from threaded programs; call it under ``if __name__ ==
+    "__main__":`` in scripts), each with one BLAS/OpenMP thread, and with
+    ``n_jobs=1`` no process is started at all.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+    n_jobs : int or None, default 2
+        Number of processes; 1 runs in this process; ``None`` or -1 uses
+        every core (``os.cpu_count()``).
+    n_files : int, optional
+        Files the run will extract in all, if known: no more workers than
+        files are started.
+
+    Examples
+    --------
+    >>> with ExtractionPool(FeatureConfig(), n_jobs=2) as pool:          # doctest: +SKIP
+    ...     for batch in batches:
+    ...         features = pool.map(batch)
+    """
+
+    def __init__(self, config: Optional[FeatureConfig] = None, n_jobs: Optional[int] = 2,
+                 n_files: Optional[int] = None):
+        self.config = config or FeatureConfig()
+        if n_jobs is None or n_jobs == -1:
+            n_jobs = os.cpu_count() or 1
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+            raise ValueError(f"n_jobs must be a positive integer, -1 or None, got {n_jobs!r}")
+        self.n_jobs = n_jobs if n_files is None else max(1, min(n_jobs, n_files))
+        self._pool = None
+
+    def __enter__(self) -> "ExtractionPool":
+        if self.n_jobs > 1:
+            config = self.config
+            # Build the window and filterbank here once and ship them to the workers.
+            _window(config.window, config.win_length)
+            mel_filterbank(config.sr, config.fft_size, config.n_mels, config.fmin, config.mel_fmax)
+            ctx = multiprocessing.get_context("spawn")
+            # Spawned children read the thread variables at start-up (before their
+            # first numpy import), so set them around the workers' start.
+            saved = {var: os.environ.get(var) for var in _THREAD_ENV}
+            os.environ.update({var: "1" for var in _THREAD_ENV})
             try:
-                return list(pool.map(_worker_extract, paths, repeat(config), chunksize=chunksize))
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=self.n_jobs, mp_context=ctx, initializer=_init_worker, initargs=(dict(_TABLES),)
+                )
+                # start the workers now, while the thread variables are set
+                list(self._pool.map(_noop, range(self.n_jobs)))
             except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
+                self.close(cancel=True)
                 raise
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
+            finally:
+                for var, value in saved.items():
+                    if value is None:
+                        os.environ.pop(var, None)
+                    else:
+                        os.environ[var] = value
+        return self
+
+    def map(self, paths: Sequence[PathLike]) -> list:
+        """Features of ``paths``, in order: ``[extract_file(p, config) for p in paths]``.
+
+        Raises
+        ------
+        AudioError, FeatureError
+            The first failure, naming its file; remaining work is cancelled.
+        """
+        paths = [os.fspath(p) for p in paths]
+        if self._pool is None or len(paths) < 2:
+            return [extract_file(p, self.config) for p in paths]
+        chunksize = max(1, min(64, len(paths) // (8 * self.n_jobs)))
+        try:
+            return list(self._pool.map(_worker_extract, paths, repeat(self.config), chunksize=chunksize))
+        except BaseException:
+            self.close(cancel=True)
+            raise
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the workers (``cancel``: drop work not yet started)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            self._pool = None
+
+    def __exit__(self, *exc) -> None:
+        self.close(cancel=exc[0] is not None)

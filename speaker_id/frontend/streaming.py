@@ -53,6 +53,8 @@ import numpy as np
 from numba import njit
 from scipy.ndimage import maximum_filter1d
 
+from streamgmm.numba_cache import CACHE
+
 from .config import FeatureConfig, FeatureError
 from .deltas import acceleration_weights, delta_weights, filter_valid
 from .limits import MAX_SAMPLE_MAGNITUDE, check_resampling, check_sample_rate
@@ -471,7 +473,7 @@ class StreamingFeatureExtractor:
         return FrameBlock(np.ascontiguousarray(feats, dtype=np.float32), index)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _sliding_cmvn(x, ring, sums, counts, window, out):
     """Normalise each row with the mean and deviation of the last ``window`` rows, itself included.
 

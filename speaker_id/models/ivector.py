@@ -41,9 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import lapack
+from sklearn.base import BaseEstimator
 
 from streamgmm import NotFittedError, OnlineGMM, SufficientStats
-from streamgmm.base import ParamsMixin
 from streamgmm.io import check_header, header, read_npz, write_npz_atomic
 
 EXTRACTOR_KIND = "speaker_id.IvectorExtractor"
@@ -387,7 +387,7 @@ def estimate_total_variability(ivector_stats, previous, *, min_divergence=True):
 
 
 # ------------------------------------------------------------- subspace model
-class SubspaceModel(ParamsMixin):
+class SubspaceModel(BaseEstimator):
     """What the i-vector extractor and ISV share: a (K, D, R) subspace in a diagonal UBM's normalised space.
 
     A subclass names the attribute holding the subspace (``_MATRIX``), itself

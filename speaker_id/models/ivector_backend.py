@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from sklearn.base import BaseEstimator
+
 from streamgmm import SufficientStats, accumulate
-from streamgmm.base import ParamsMixin
 from streamgmm.io import check_header, header
 
 from .ivector import IvectorExtractor
@@ -27,7 +28,7 @@ SCORINGS = ("plda", "cosine")
 _PARTS = {"extractor": IvectorExtractor, "lda": LDA, "plda": PLDA}
 
 
-class IvectorBackend(ParamsMixin):
+class IvectorBackend(BaseEstimator):
     """i-vectors + LDA + PLDA (or cosine) trained on labelled statistics of a diagonal UBM.
 
     Parameters

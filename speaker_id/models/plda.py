@@ -93,9 +93,9 @@ import numbers
 import warnings
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from streamgmm import ConvergenceWarning, NotFittedError
-from streamgmm.base import ParamsMixin
 from streamgmm.io import check_header, header, read_npz, write_npz_atomic
 
 LDA_KIND = "speaker_id.LDA"
@@ -228,7 +228,7 @@ def _group(X, index, n_classes):
     return counts, means, centred.T @ centred
 
 
-class _Params(ParamsMixin):
+class _Params(BaseEstimator):
     """Parameter conventions, the fitted check and pickle-free files shared by LDA and PLDA."""
 
     def _check_is_fitted(self):

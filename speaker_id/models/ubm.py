@@ -25,11 +25,11 @@ import numpy as np
 from streamgmm import ConvergenceWarning, OnlineGMM
 
 from ..frontend.config import FeatureConfig
-from ..frontend.extraction import extract_files
+from ..frontend.extraction import ExtractionPool
 
 # frames per cache shard: 100,000 x 60 float32 = 24 MB
 _SHARD_FRAMES = 100_000
-# files whose features are extracted by one call to extract_files
+# files whose features are extracted at a time (by one pool of workers for the whole cache)
 _FILES_PER_BATCH = 512
 
 LEARNING_METHODS = ("batch", "online")
@@ -100,24 +100,29 @@ class FeatureCache:
         self._spans: list[tuple[int, int, int]] = []  # (shard, first row, end row) per utterance
         self.n_frames = 0
         self.n_files = len(paths)
-        pending: list[np.ndarray] = []
-        pending_frames = 0
         bar = _progress(total=len(paths), desc="features", unit="file", enabled=progress)
+        # one pool of workers for every batch (a few short files are faster in this process)
+        pool = ExtractionPool(config, n_jobs if len(paths) >= 64 else 1, n_files=len(paths))
         try:
-            for start in range(0, len(paths), _FILES_PER_BATCH):
-                batch = paths[start : start + _FILES_PER_BATCH]
-                jobs = n_jobs if len(batch) >= 64 else 1
-                for feats in extract_files(batch, config, n_jobs=jobs):
-                    pending.append(feats)
-                    pending_frames += len(feats)
-                    if pending_frames >= shard_frames:
-                        self._write_shard(pending)
-                        pending, pending_frames = [], 0
-                bar.update(len(batch))
-            if pending:
-                self._write_shard(pending)
+            with pool:
+                self._extract(pool, paths, shard_frames, bar)
         finally:
             bar.close()
+
+    def _extract(self, pool, paths, shard_frames, bar):
+        pending: list[np.ndarray] = []
+        pending_frames = 0
+        for start in range(0, len(paths), _FILES_PER_BATCH):
+            batch = paths[start : start + _FILES_PER_BATCH]
+            for feats in pool.map(batch):
+                pending.append(feats)
+                pending_frames += len(feats)
+                if pending_frames >= shard_frames:
+                    self._write_shard(pending)
+                    pending, pending_frames = [], 0
+            bar.update(len(batch))
+        if pending:
+            self._write_shard(pending)
 
     def _write_shard(self, arrays):
         shard = np.concatenate(arrays)

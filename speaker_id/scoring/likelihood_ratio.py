@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from streamgmm import OnlineGMM
+from streamgmm.numba_cache import CACHE
 
 
 # ---------------------------------------------------------------- checks
@@ -106,7 +107,7 @@ def _logsumexp_rows(a):
     return top + np.log(np.sum(np.exp(a - top[:, None]), axis=1))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def _select_top(log_joint, index, selected):
     """Per row, the ``C = index.shape[1]`` largest entries in decreasing order (insertion)."""
     n, k_count = log_joint.shape
@@ -163,7 +164,7 @@ def top_components(log_joint, top_c):
     return index, selected
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def _pair_offsets(X, means, scaled, bias, index, out):
     """``out[t, j] = bias[k] + sum_d (X[t, d] - means[k, d]) * scaled[k, d]`` with ``k = index[t, j]``."""
     n, n_sel = index.shape

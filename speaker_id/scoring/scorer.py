@@ -36,6 +36,7 @@ from streamgmm.fastexp import (
     VECTOR_MATH,
     exp_reduced,
 )
+from streamgmm.numba_cache import CACHE
 
 from .likelihood_ratio import (
     _check_means,
@@ -52,7 +53,7 @@ from .likelihood_ratio import (
 _BLOCK_BYTES = 64 << 20
 
 
-@njit(cache=True, fastmath=VECTOR_MATH)
+@njit(cache=CACHE, fastmath=VECTOR_MATH)
 def _frame_llr(G, rows, log_post, t, top, total, scale_bits, poly):
     """Leave ``log sum_c exp(log_post[t, c] + G[rows[t, c], s])`` for every speaker s in ``top``.
 
@@ -88,7 +89,7 @@ def _frame_llr(G, rows, log_post, t, top, total, scale_bits, poly):
         top[s] += np.log(total[s])
 
 
-@njit(parallel=True, cache=True, fastmath=VECTOR_MATH)
+@njit(parallel=True, cache=CACHE, fastmath=VECTOR_MATH)
 def _sum_frame_llrs(G, rows, log_post, partial):
     """Add the per-frame log-likelihood ratios of :func:`_frame_llr` over frames into ``partial``.
 
@@ -113,7 +114,7 @@ def _sum_frame_llrs(G, rows, log_post, partial):
                 acc[s] += value[s]
 
 
-@njit(cache=True, fastmath=VECTOR_MATH)
+@njit(cache=CACHE, fastmath=VECTOR_MATH)
 def _each_frame_llr(G, rows, log_post, out):
     """``out[t]`` = the per-frame log-likelihood ratios of :func:`_frame_llr`; out : (T, S).
 
@@ -129,7 +130,7 @@ def _each_frame_llr(G, rows, log_post, out):
         _frame_llr(G, rows, log_post, t, out[t], total, scale_bits, poly)
 
 
-@njit(parallel=True, cache=True, fastmath=VECTOR_MATH)
+@njit(parallel=True, cache=CACHE, fastmath=VECTOR_MATH)
 def _logaddexp_into(G, log_post, top, total):
     """Fold ``v = log_post[t] + G[t, s]`` into a running log-sum-exp ``top + log(total)``.
 

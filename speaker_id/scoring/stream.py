@@ -22,10 +22,20 @@ frames' statistics against each speaker's), and after each push reports a
 * ``events``: a :class:`DecisionEvent` whenever the decision changes, stamped
   with the stream time it refers to.
 
+Decisions are taken on a fixed grid of stream time, every
+``decision_interval_s`` (100 ms by default, rounded to whole frames), not
+once per push, so the same audio gives the same events at the same times
+whatever the size of the pieces it is pushed in: a push that covers several
+grid points takes a decision at each of them, on exactly the frames that a
+stream read in small pieces would have had by then (the frames the CMVN
+warm-up holds back count from the moment they are released); a push that
+covers none reports the latest decision again. The window and its scores in
+an update are those of its latest decision.
+
 Stream time ``now`` is the end of the latest frame the voice activity
 detection has decided on; it trails the audio pushed by the delta
-look-ahead (40 ms by default) and less than one frame. The window holds the
-speech frames that end after ``now - window_s``.
+look-ahead (40 ms by default) and less than one frame. A decision at grid
+time ``t`` scores the speech frames that end in ``(t - window_s, t]``.
 """
 
 from __future__ import annotations
@@ -96,7 +106,7 @@ class StreamUpdate:
     n_frames : int
         Speech frames scored in this update.
     window_frames, total_frames : int
-        Speech frames in the window and since the start.
+        Speech frames in the latest decision's window, and since the start.
     window_scores, total_scores : np.ndarray, shape (n_speakers,)
         Score per speaker (the back end's: average per-frame LLR or i-vector
         score), in the order of ``names``; NaN when there are no frames.
@@ -106,7 +116,7 @@ class StreamUpdate:
     score : float or None
         Best window score (``None`` in silence).
     events : tuple of DecisionEvent
-        At most one: the decision's change in this update.
+        The decision's changes at the grid points this update covered, in order.
     names : list of str
         Speaker names, in score order.
     """
@@ -195,7 +205,11 @@ class StreamScorer:
         often (65 % and 86 % of the updates in the turns, against 58 % and
         84 % with 3 s and 62 % and 83 % with 1.5 s).
     min_speech_s : float, default 0.5
-        Speech needed in the window before any decision ("silence" below).
+        Speech needed in the window before any decision ("silence" below);
+        at most ``window_s``.
+    decision_interval_s : float, default 0.1
+        Time between decisions, in seconds of stream time (rounded to a
+        whole number of frames, at least one).
     threshold : float, default 0.0
         A speaker is decided when their window score reaches it; otherwise
         "unknown". Use ``-inf`` for closed-set identification.
@@ -248,6 +262,7 @@ class StreamScorer:
         resample: bool = True,
         window_s: float = 2.0,
         min_speech_s: float = 0.5,
+        decision_interval_s: float = 0.1,
         threshold: float = 0.0,
         switch_margin: float = 0.5,
         top_c: Optional[int] = 5,
@@ -264,11 +279,16 @@ class StreamScorer:
                 f"the feature configuration gives {feature_config.n_features} features but the UBM "
                 f"expects {ubm.n_features_in_}; use the store's own feature configuration"
             )
-        for name, value in (("window_s", window_s), ("min_speech_s", min_speech_s)):
+        for name, value in (("window_s", window_s), ("min_speech_s", min_speech_s),
+                            ("decision_interval_s", decision_interval_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
-        if window_s <= 0:
-            raise ValueError(f"window_s must be positive, got {window_s!r}")
+        if window_s <= 0 or decision_interval_s <= 0:
+            raise ValueError(f"window_s and decision_interval_s must be positive, got {window_s!r} and "
+                             f"{decision_interval_s!r}")
+        if min_speech_s > window_s:
+            raise ValueError(f"min_speech_s ({min_speech_s}) is longer than window_s ({window_s}): the window "
+                             "could never hold enough speech to decide; lower min_speech_s or widen the window")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or np.isnan(threshold):
             raise ValueError(f"threshold must be a number (or -inf for closed-set decisions), got {threshold!r}")
         if isinstance(switch_margin, bool) or not isinstance(switch_margin, (int, float)) \
@@ -283,6 +303,10 @@ class StreamScorer:
         self._window_frames = max(1, int(round(self.window_s / hop_s)))
         self._index = {name: i for i, name in enumerate(self.speaker_scores.names)}
         self._min_frames = int(np.ceil(self.min_speech_s / hop_s - 1e-9))
+        self.decision_interval_s = float(decision_interval_s)
+        self._step = max(1, int(round(self.decision_interval_s / hop_s)))
+        # the first speech frames the CMVN holds back are released together (see _availability)
+        self._warmup = self.extractor.cmvn_min_frames if cfg.cmvn else 0
         self.reset()
 
     @classmethod
@@ -325,6 +349,8 @@ class StreamScorer:
         self._ring_index = np.full(self._window_frames, -1, dtype=np.int64)  # stream frame index; -1 empty
         self._total_frames = 0
         self._state, self._speaker = "silence", None
+        self._next_decision = self._step - 1  # stream frame index of the next grid point
+        self._decided = None  # (window_scores, window_frames, score) of the latest decision
 
     def push(self, samples) -> StreamUpdate:
         """Add audio; score the frames it completes; report the decision.
@@ -341,25 +367,64 @@ class StreamScorer:
         return self._update(self.extractor.push(samples))
 
     def flush(self) -> StreamUpdate:
-        """End of stream: score the frames held for look-ahead and report."""
-        return self._update(self.extractor.flush())
+        """End of stream: score the frames held for look-ahead, decide at the end, and report."""
+        return self._update(self.extractor.flush(), final=True)
 
-    def _update(self, block) -> StreamUpdate:
+    def _availability(self, index):
+        """Stream frame index from which each new frame counts in decisions.
+
+        A frame counts from its own index, except the first ``cmvn_min_frames``
+        speech frames, which the CMVN warm-up releases together, so they count
+        from the index of the last of them, whatever the chunking.
+        """
+        available = index.copy()
+        n_warm = min(max(self._warmup - self._total_frames, 0), len(index))
+        if n_warm:
+            available[:n_warm] = index[n_warm - 1]
+        return available
+
+    def _add(self, features, index):
+        if not features.shape[0]:
+            return
+        keep = min(features.shape[0], self._window_frames)
+        slots = (self._total_frames + np.arange(features.shape[0] - keep, features.shape[0])) % self._window_frames
+        self.speaker_scores.add(features, slots)
+        self._ring_index[slots] = index[-keep:]
+        self._total_frames += features.shape[0]
+
+    def _update(self, block, final=False) -> StreamUpdate:
         features, index = block
-        if features.shape[0]:
-            keep = min(features.shape[0], self._window_frames)
-            slots = (self._total_frames + np.arange(features.shape[0] - keep, features.shape[0])) % self._window_frames
-            self.speaker_scores.add(features, slots)
-            self._ring_index[slots] = index[-keep:]
-            self._total_frames += features.shape[0]
-        extractor = self.extractor
-        latest = extractor.n_decided_ - 1  # the last frame the VAD has decided on
-        now = float(extractor.frame_time(latest)) if latest >= 0 else 0.0
-        in_window = self._ring_index > latest - self._window_frames
-        in_window &= self._ring_index >= 0
-        n_window = int(np.count_nonzero(in_window))
-        window_scores, total_scores = self.speaker_scores.scores(in_window)
+        available = self._availability(index)
+        latest = self.extractor.n_decided_ - 1  # the last frame the VAD has decided on
+        points = list(range(self._next_decision, latest + 1, self._step))
+        if final and latest > (points[-1] if points else self._next_decision - self._step):
+            points.append(latest)  # the end of the stream is decided on too
+        events, start = [], 0
+        for point in points:
+            stop = start + int(np.searchsorted(available[start:], point, side="right"))
+            self._add(features[start:stop], index[start:stop])
+            start = stop
+            event = self._decide(point)
+            if event is not None:
+                events.append(event)
+        self._add(features[start:], index[start:])
+        if points:
+            self._next_decision = points[-1] + self._step
+        now = float(self.extractor.frame_time(latest)) if latest >= 0 else 0.0
+        n_speakers = len(self.names)
+        window_scores, n_window, score = self._decided or (np.full(n_speakers, np.nan), 0, None)
+        return StreamUpdate(
+            time=now, audio_time=self.extractor.time_s, n_frames=int(features.shape[0]),
+            window_frames=n_window, total_frames=self._total_frames,
+            window_scores=window_scores, total_scores=self.speaker_scores.total(),
+            state=self._state, speaker=self._speaker, score=score, events=tuple(events), names=self.names,
+        )
 
+    def _decide(self, point):
+        """Decide on the window ending with stream frame ``point``; the event if the decision changed."""
+        in_window = (self._ring_index > point - self._window_frames) & (self._ring_index >= 0)
+        n_window = int(np.count_nonzero(in_window))
+        window_scores = self.speaker_scores.window(in_window)
         if n_window < max(self._min_frames, 1):
             state, speaker, score = "silence", None, None
         else:
@@ -373,13 +438,10 @@ class StreamScorer:
                 state, speaker = "speaker", self.names[best]
             else:
                 state, speaker = "unknown", None
-        events = ()
-        if (state, speaker) != (self._state, self._speaker):
-            events = (DecisionEvent(now, state, speaker, self._speaker, self._state, score),)
-            self._state, self._speaker = state, speaker
-        return StreamUpdate(
-            time=now, audio_time=extractor.time_s, n_frames=int(features.shape[0]),
-            window_frames=n_window, total_frames=self._total_frames,
-            window_scores=window_scores, total_scores=total_scores,
-            state=state, speaker=speaker, score=score, events=events, names=self.names,
-        )
+        self._decided = window_scores, n_window, score
+        if (state, speaker) == (self._state, self._speaker):
+            return None
+        event = DecisionEvent(float(self.extractor.frame_time(point)), state, speaker, self._speaker, self._state,
+                              score)
+        self._state, self._speaker = state, speaker
+        return event

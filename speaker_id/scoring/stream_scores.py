@@ -14,7 +14,9 @@ it into scores:
 
 Both share one interface: ``names``, ``reset(window_frames)``,
 ``add(features, slots)`` (new frames, and the ring slots the last of them
-go to) and ``scores(in_window)`` -> ``(window_scores, total_scores)``.
+go to), ``window(in_window)`` (the scores of the ring's frames selected by
+a boolean mask) and ``total()`` (the scores of every frame added), each of
+shape (n_speakers,) and NaN without frames.
 """
 
 from __future__ import annotations
@@ -59,12 +61,15 @@ class FrameLLRScores:
         self._total += llrs.sum(axis=0)
         self._n_total += features.shape[0]
 
-    def scores(self, in_window: np.ndarray):
-        """``(window_scores, total_scores)``, each of shape (n_speakers,); NaN without frames."""
-        nan = np.full(len(self.names), np.nan)
-        window = self._ring[in_window].mean(axis=0) if np.any(in_window) else nan
-        total = self._total / self._n_total if self._n_total else nan
-        return window, total
+    def window(self, in_window: np.ndarray) -> np.ndarray:
+        """Mean frame LLR of the ring's frames where ``in_window``, shape (n_speakers,)."""
+        if not np.any(in_window):
+            return np.full(len(self.names), np.nan)
+        return self._ring[in_window].mean(axis=0)
+
+    def total(self) -> np.ndarray:
+        """Mean frame LLR of every frame added, shape (n_speakers,)."""
+        return self._total / self._n_total if self._n_total else np.full(len(self.names), np.nan)
 
 
 class IvectorScores:
@@ -111,7 +116,7 @@ class IvectorScores:
         self._ring = np.zeros((window_frames, self.ubm.n_features_in_))
         self._total = None
         self._n_added = 0
-        self._last = None  # (key, scores) of the latest call: updates without new frames reuse it
+        self._last = {}  # per kind, (key, scores) of the latest call: updates without new frames reuse it
 
     def add(self, features: np.ndarray, slots: np.ndarray) -> None:
         """Add new speech frames ``features`` (n_frames, n_features); the last ``len(slots)`` enter the ring."""
@@ -120,23 +125,22 @@ class IvectorScores:
         self._total = stats if self._total is None else self._total + stats
         self._n_added += features.shape[0]
 
-    def scores(self, in_window: np.ndarray):
-        """``(window_scores, total_scores)``, each of shape (n_speakers,); NaN without frames."""
-        key = (self._n_added, in_window.tobytes())
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
-        sessions, rows = [], {}
-        if np.any(in_window):
-            rows["window"] = len(sessions)
-            sessions.append(accumulate(self.ubm, self._ring[in_window]))
-        if self._total is not None:
-            rows["total"] = len(sessions)
-            sessions.append(self._total)
-        nan = np.full(len(self.names), np.nan)
-        result = nan, nan
-        if sessions:
-            scores = self.backend.score(self._enrolled, self._counts, self.backend.vectors(sessions))
-            result = (scores[rows["window"]] if "window" in rows else nan,
-                      scores[rows["total"]] if "total" in rows else nan)
-        self._last = key, result
-        return result
+    def window(self, in_window: np.ndarray) -> np.ndarray:
+        """Scores of the i-vector of the ring's frames where ``in_window``, shape (n_speakers,)."""
+        if not np.any(in_window):
+            return np.full(len(self.names), np.nan)
+        return self._cached("window", (self._n_added, in_window.tobytes()),
+                            lambda: accumulate(self.ubm, self._ring[in_window]))
+
+    def total(self) -> np.ndarray:
+        """Scores of the i-vector of every frame added, shape (n_speakers,)."""
+        if self._total is None:
+            return np.full(len(self.names), np.nan)
+        return self._cached("total", self._n_added, lambda: self._total)
+
+    def _cached(self, kind, key, stats):
+        last = self._last.get(kind)
+        if last is None or last[0] != key:
+            vector = self.backend.vectors([stats()])
+            last = self._last[kind] = key, self.backend.score(self._enrolled, self._counts, vector)[0]
+        return last[1]
