@@ -214,6 +214,8 @@ def test_stream_of_huge_floats_counts_them_and_scores_the_rest(store, voices, mo
     (["--stall-timeout", "inf"], "--stall-timeout"),
     (["--stall-timeout", "-1"], "--stall-timeout"),
     (["--threshold", "nan"], "--threshold"),
+    (["--decision-interval", "0"], "--decision-interval"),
+    (["--decision-interval", "inf"], "--decision-interval"),
 ])
 def test_stream_options_out_of_bounds_are_usage_errors(store, capsys, extra, needle):
     usage_error(capsys, ["stream", "--store", str(store), "-", *extra], needle)
