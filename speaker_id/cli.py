@@ -5,23 +5,105 @@ Exit codes
 0  success (``verify``: accepted; ``identify``: a speaker was found)
 1  a negative decision (``verify``: rejected; ``identify``: unknown speaker)
 2  usage error (bad or missing arguments)
-3  bad input: a missing, unreadable or unusable audio file, an unknown
-   speaker, a corpus that does not follow the protocol
-4  store problem: no store, a corrupt or foreign file, a locked store
-130 interrupted (Ctrl-C); ``stream`` exits 0 on Ctrl-C, its normal end for live input
+3  bad input: a missing, unreadable or unusable audio file, an invalid or
+   unknown speaker name, a corpus that does not follow the protocol
+4  store problem: no store, a corrupt or foreign file, a locked store, a store
+   the system does not let us read or write (permissions, a full disk)
+70 internal error: a bug; the message says where to report it
+130 interrupted (Ctrl-C); ``stream`` exits 0 on Ctrl-C or SIGTERM, its normal end for live input
+
+Which exception gives which code is decided in one place, :func:`exit_code_for`.
+Every error is one line on standard error (and, with ``--json``, one JSON
+object on standard output); ``SPEAKER_ID_DEBUG=1`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from .frontend.limits import (
+    MAX_CHANNELS,
+    MAX_JOBS,
+    MAX_SAMPLE_RATE,
+    MAX_STALL_TIMEOUT_S,
+    MAX_WINDOW_S,
+    MIN_SAMPLE_RATE,
+    LimitError,
+    check_number,
+)
+from .frontend.paths import describe_os_error, display_path
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_INPUT, EXIT_STORE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_INTERNAL = 70  # EX_SOFTWARE of sysexits.h
 
 EPILOG = """exit codes: 0 success or accepted; 1 rejected or unknown speaker; 2 usage error;
-3 bad input (audio, speaker name, corpus); 4 store problem; 130 interrupted"""
+3 bad input (audio, speaker name, corpus); 4 store problem; 70 internal error (a bug: please
+report it); 130 interrupted"""
+
+#: Where an internal error asks to be reported.
+REPORT_TO = "see 'Reporting problems' in the project's README.md"
+
+
+class UsageError(ValueError):
+    """Options that are valid one by one but not together (exit code 2)."""
+
+
+# ------------------------------------------------------------ option types
+def _bounded(kind, low, high, *, low_open=False, unit=""):
+    """An argparse ``type``: a number of ``kind`` (int or float) within [low, high], else a usage error.
+
+    The bounds come from :mod:`speaker_id.frontend.limits`, so an option can
+    never ask for more than the library accepts.
+    """
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        try:
+            return check_number(value, "", low, high, integer=kind is int, low_open=low_open, unit=unit)
+        except LimitError:
+            bounds = f"above {low:g}{unit}" if low_open else f"at least {low:g}{unit}"
+            if high != math.inf:
+                bounds += f" and at most {high:g}{unit}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {bounds}") from None
+
+    parse.__name__ = "integer" if kind is int else "number"
+    return parse
+
+
+def _score(text):
+    """An argparse ``type`` for thresholds: any number, -inf and inf included, but not NaN."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError("nan is not a threshold; give a number (or -inf to always decide)")
+    return value
+
+
+def _probability(text):
+    """An argparse ``type``: a probability strictly between 0 and 1."""
+    value = _score(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability strictly between 0 and 1")
+    return value
+
+
+_positive_int = _bounded(int, 1, math.inf)
+_relevance = _bounded(float, 0, 1e6, low_open=True)
+_sample_rate = _bounded(int, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, unit=" Hz")
+_jobs = _bounded(int, 1, MAX_JOBS)
 
 
 def _add_common(parser, store=True, json_help="print one JSON object instead of text"):
@@ -95,17 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "create the store STORE with it.", epilog=EPILOG)
     _add_common(p)
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files, directories, or a Kaldi wav.scp")
-    p.add_argument("--components", type=int, default=128, metavar="K", help="Gaussian components (default 128)")
-    p.add_argument("--sr", type=int, default=16000, help="feature sample rate in Hz; audio is resampled (default 16000)")
+    p.add_argument("--components", type=_positive_int, default=128, metavar="K", help="Gaussian components (default 128)")
+    p.add_argument("--sr", type=_sample_rate, default=16000,
+                   help="feature sample rate in Hz; audio is resampled (default 16000)")
     p.add_argument("--max-iter", type=int, default=50, help="EM passes at most (default 50)")
     p.add_argument("--learning-method", choices=("batch", "online"), default="batch",
                    help="UBM learning: EM to convergence, or one shuffled pass of online EM (default batch)")
     p.add_argument("--batch-size", type=int, default=None, metavar="FRAMES",
                    help="frames per online EM update of the UBM (default 8000)")
-    p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor (default 16)")
+    p.add_argument("--relevance-factor", type=_relevance, default=16.0, help="MAP relevance factor (default 16)")
     p.add_argument("--adapt", default="means", help="comma-separated MAP-adapted parameters among "
                    "weights,means,variances (default means)")
-    p.add_argument("--jobs", type=int, default=2, help="feature extraction processes (default 2)")
+    p.add_argument("--jobs", type=_jobs, default=2, help="feature extraction processes (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store's UBM and drop its speakers")
     _add_backend_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -125,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("speaker", metavar="SPEAKER")
     p.add_argument("audio", metavar="AUDIO")
-    p.add_argument("--threshold", type=float, default=0.0, help="accept at or above this score (default 0.0)")
-    p.add_argument("--top-c", type=int, default=None,
+    p.add_argument("--threshold", type=_score, default=0.0, help="accept at or above this score (default 0.0)")
+    p.add_argument("--top-c", type=_positive_int, default=None,
                    help="components per frame in fast scoring (default 5; gmm stores)")
     p.add_argument("--exact", action="store_true", help="score with every component (slower; gmm stores)")
 
@@ -136,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)
     _add_common(p)
     p.add_argument("audio", metavar="AUDIO")
-    p.add_argument("--threshold", type=float, default=None, help="open-set threshold (default: closed set)")
-    p.add_argument("--top-c", type=int, default=None,
+    p.add_argument("--threshold", type=_score, default=None, help="open-set threshold (default: closed set)")
+    p.add_argument("--top-c", type=_positive_int, default=None,
                    help="components per frame in fast scoring (default 5; gmm stores)")
     p.add_argument("--exact", action="store_true", help="score with every component (slower; gmm stores)")
 
@@ -149,33 +232,40 @@ def build_parser() -> argparse.ArgumentParser:
                                    "audio file, '-' for raw PCM on standard input (e.g. "
                                    "`arecord -f S16_LE -r 16000 -c 1 -t raw | speaker-id stream --store S -`), "
                                    "or mic / mic:DEVICE for a microphone (needs the [mic] extra). Ends "
-                                   "at the end of the stream or on Ctrl-C (exit code 0 either way).",
+                                   "at the end of the stream or on Ctrl-C or SIGTERM (exit code 0), or when "
+                                   "stdin or the microphone stalls (exit code 3), always with a summary of "
+                                   "what was scored.",
                        epilog=EPILOG)
     _add_common(p, json_help="print JSON lines: one object per update, then a summary object")
     p.add_argument("source", metavar="SOURCE", help="audio file, '-' (raw PCM on stdin) or mic[:DEVICE]")
     p.add_argument("--chunk-ms", type=float, default=100.0, metavar="N", help="audio per update in ms (default 100)")
     p.add_argument("--realtime", action="store_true", help="play a file or pipe at real-time pace (default: as fast as possible)")
-    p.add_argument("--rate", type=int, default=None, help="sample rate of stdin/mic audio in Hz (default: the store's)")
-    p.add_argument("--channels", type=int, default=1, help="channels of stdin/mic audio, mixed to mono (default 1)")
+    p.add_argument("--rate", type=_sample_rate, default=None,
+                   help="sample rate of stdin/mic audio in Hz (default: the store's)")
+    p.add_argument("--channels", type=_bounded(int, 1, MAX_CHANNELS), default=1,
+                   help="channels of stdin/mic audio, mixed to mono (default 1)")
     p.add_argument("--format", default="s16le", dest="sample_format",
                    help="raw PCM sample format of stdin: s16le (default), s24le, s32le, f32le, u8, ... "
                         "(arecord's S16_LE also accepted)")
     p.add_argument("--no-resample", action="store_true", help="refuse audio at another rate than the models' instead of resampling it")
-    p.add_argument("--window", type=float, default=2.0, metavar="S", help="sliding window in seconds (default 2)")
-    p.add_argument("--min-speech", type=float, default=0.5, metavar="S",
-                   help="speech needed in the window before a decision, in seconds (default 0.5)")
-    p.add_argument("--decision-interval", type=float, default=0.1, metavar="S",
+    p.add_argument("--window", type=_bounded(float, 0, MAX_WINDOW_S, low_open=True, unit=" s"), default=2.0,
+                   metavar="S", help="sliding window in seconds (default 2)")
+    p.add_argument("--min-speech", type=_bounded(float, 0, MAX_WINDOW_S, unit=" s"), default=0.5, metavar="S",
+                   help="speech needed in the window before a decision, in seconds, at most --window (default 0.5)")
+    p.add_argument("--decision-interval", type=_bounded(float, 0, MAX_WINDOW_S, low_open=True, unit=" s"),
+                   default=0.1, metavar="S",
                    help="decide every S seconds of stream time, whatever --chunk-ms is, so the same audio "
                         "gives the same events (default 0.1)")
-    p.add_argument("--threshold", type=float, default=0.0,
+    p.add_argument("--threshold", type=_score, default=0.0,
                    help="a speaker is decided when their window score reaches it, else 'unknown' "
                         "(default 0.0; --threshold=-inf always names the best speaker); the score is the "
                         "store's back end's: average frame LLR (gmm) or PLDA LLR of the window's i-vector (ivector)")
     p.add_argument("--switch-margin", type=float, default=0.5, metavar="M",
                    help="keep the decided speaker while their score is within M of the best (default 0.5)")
-    p.add_argument("--top-c", type=int, default=None, help="components per frame in scoring (default 5; gmm stores)")
-    p.add_argument("--top", type=int, default=3, metavar="N", help="speakers listed per update (default 3)")
-    p.add_argument("--stall-timeout", type=float, default=30.0, metavar="S",
+    p.add_argument("--top-c", type=_positive_int, default=None,
+                   help="components per frame in scoring (default 5; gmm stores)")
+    p.add_argument("--top", type=_positive_int, default=3, metavar="N", help="speakers listed per update (default 3)")
+    p.add_argument("--stall-timeout", type=_bounded(float, 0, MAX_STALL_TIMEOUT_S, unit=" s"), default=30.0, metavar="S",
                    help="give up when stdin/mic delivers nothing for S seconds; 0 waits forever (default 30)")
     p.add_argument("--events-only", action="store_true", help="print only decision changes, not every update")
 
@@ -194,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=("fsdd", "kaldi"), required=True,
                    help="fsdd: DIR holds {digit}_{speaker}_{index}.wav, index 0-4 test, 5-49 train; "
                         "kaldi: DIR/train and DIR/test Kaldi data directories")
-    p.add_argument("--components", type=int, default=128, metavar="K", help="UBM components (default 128)")
+    p.add_argument("--components", type=_positive_int, default=128, metavar="K", help="UBM components (default 128)")
     p.add_argument("--learning-method", choices=("batch", "online"), default="batch",
                    help="UBM learning: EM to convergence, or one shuffled pass of online EM (default batch)")
     p.add_argument("--batch-size", type=int, default=None, metavar="FRAMES",
@@ -206,15 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cohort", choices=("train", "enrolled"), default="train",
                    help="train (default): cohort models and Z-norm impostors from the training speakers only; "
                         "enrolled: the other enrolled speakers, which is OPTIMISTIC (they are the speakers under test)")
-    p.add_argument("--top-n", type=int, default=200, metavar="N", help="cohort size of asnorm (default 200)")
-    p.add_argument("--relevance-factor", type=float, default=16.0)
-    p.add_argument("--top-c", type=int, default=None, help="components per frame in GMM scoring (default 5)")
-    p.add_argument("--sr", type=int, default=None, help="feature sample rate (default 8000 fsdd, 16000 kaldi)")
-    p.add_argument("--p-target", type=float, nargs="+", default=[0.01, 0.001], metavar="P",
+    p.add_argument("--top-n", type=_positive_int, default=200, metavar="N", help="cohort size of asnorm (default 200)")
+    p.add_argument("--relevance-factor", type=_relevance, default=16.0, help="MAP relevance factor (default 16)")
+    p.add_argument("--top-c", type=_positive_int, default=None, help="components per frame in GMM scoring (default 5)")
+    p.add_argument("--sr", type=_sample_rate, default=None, help="feature sample rate (default 8000 fsdd, 16000 kaldi)")
+    p.add_argument("--p-target", type=_probability, nargs="+", default=[0.01, 0.001], metavar="P",
                    help="target priors of minDCF (default 0.01 0.001)")
     p.add_argument("--scores-out", metavar="FILE", help="write every trial as 'model test score target'")
     p.add_argument("--det", metavar="PNG", help="write the DET curve (needs matplotlib)")
-    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--jobs", type=_jobs, default=2, help="feature extraction processes (default 2)")
 
     p = sub.add_parser("demo", help="run the whole pipeline end to end",
                        description="Without arguments: synthesise speakers in-process, train a UBM, "
@@ -236,6 +326,18 @@ def _batch_size(args):
     return DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
 
 
+def _adapted_parameters(text):
+    """The --adapt list, checked before any training."""
+    from .models.adaptation import ADAPTABLE
+
+    adapt = tuple(a.strip() for a in text.split(",") if a.strip())
+    unknown = [a for a in adapt if a not in ADAPTABLE]
+    if unknown or not adapt:
+        raise UsageError(f"--adapt {text!r}: give a comma-separated list of {', '.join(ADAPTABLE)} "
+                         "(usually means alone)")
+    return adapt
+
+
 def cmd_train_ubm(args, out):
     from .evaluation.corpora import audio_paths, labelled_audio_paths
     from .operations import train_models
@@ -245,12 +347,13 @@ def cmd_train_ubm(args, out):
     from .store import SpeakerStore
 
     ivector_options = _ivector_options(args)
+    adapt = _adapted_parameters(args.adapt)
+    SpeakerStore.check_can_create(args.store, overwrite=args.overwrite)  # before the UBM's minutes
     if args.backend == "ivector":
         paths, speakers = labelled_audio_paths(args.audio)
-        IvectorBackend(**ivector_options).check_speakers(len(set(speakers)))  # before the UBM's minutes
+        IvectorBackend(**ivector_options).check_speakers(len(set(speakers)))
     else:
         paths = audio_paths(args.audio)
-    adapt = tuple(a.strip() for a in args.adapt.split(",") if a.strip())
     config = FeatureConfig(sr=args.sr)
     check_learning_method(args.learning_method, _batch_size(args))
     ubm, backend = train_models(paths, config, speakers=speakers if args.backend == "ivector" else None,
@@ -308,51 +411,120 @@ def cmd_identify(args, out):
     return EXIT_OK if result["speaker"] is not None else EXIT_NEGATIVE
 
 
+class _Terminated(Exception):
+    """SIGTERM asked a stream to stop."""
+
+
+class _StopOnSigterm:
+    """SIGTERM handler of ``stream``: a clean stop, with the end summary, instead of death.
+
+    While the stream waits for audio the signal interrupts the wait at once;
+    while a chunk is being scored, the stream stops right after it, so the
+    scorer is never left half-updated.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self.busy = False
+
+    def __call__(self, signum, frame):
+        self.requested = True
+        if not self.busy:
+            raise _Terminated()
+
+    def check(self):
+        if self.requested:
+            raise _Terminated()
+
+
+@contextmanager
+def _sigterm_handled(handler):
+    """Install ``handler`` for SIGTERM while the block runs (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_stream(args, out):
     from .frontend.sources import open_source
     from .scoring.stream import StreamScorer
     from .store import SpeakerStore
 
+    if args.min_speech > args.window:
+        raise UsageError(f"--min-speech {args.min_speech:g} is longer than --window {args.window:g}: the window "
+                         "could never hold enough speech to decide; lower --min-speech or lengthen --window")
     store = SpeakerStore.open(args.store)
     config = store.feature_config
     source = open_source(args.source, chunk_ms=args.chunk_ms, realtime=args.realtime, rate=args.rate,
                          channels=args.channels, sample_format=args.sample_format,
                          stall_timeout=args.stall_timeout or None, default_rate=config.sr)
-    scorer = StreamScorer.from_store(store, sr=source.sr, resample=not args.no_resample, window_s=args.window,
-                                     min_speech_s=args.min_speech, decision_interval_s=args.decision_interval,
-                                     threshold=args.threshold,
-                                     switch_margin=args.switch_margin, top_c=_top_c(args, store.backend))
-
-    def show(update):
-        if args.events_only and not update.events:
-            return
-        if args.json:
-            print(json.dumps(update.to_dict(args.top)), flush=True)
-            return
-        for event in update.events:
-            print(f"# {event.describe()}", flush=True)
-        if not args.events_only:
-            print(update.describe(args.top), flush=True)
-
-    reason = "end of stream"
-    n_events = 0
     with source:
+        scorer = StreamScorer.from_store(store, sr=source.sr, resample=not args.no_resample, window_s=args.window,
+                                         min_speech_s=args.min_speech, decision_interval_s=args.decision_interval,
+                                         threshold=args.threshold, switch_margin=args.switch_margin,
+                                         top_c=_top_c(args, store.backend))
         if source.sr != config.sr and not args.json:
             print(f"# {source.name}: {source.sr} Hz, resampled to the models' {config.sr} Hz", file=sys.stderr)
+        reason, failure, last, n_events = _run_stream(source, scorer, args)
+    _print_stream_summary(source, scorer, last, n_events, reason, args, out)
+    if failure is not None:
+        raise failure
+    return EXIT_OK
+
+
+def _run_stream(source, scorer, args):
+    """Score ``source`` until it ends, stalls, Ctrl-C or SIGTERM; return (reason, failure, last update, events)."""
+    from .frontend.sources import SourceError, StallError
+
+    reason, failure, n_events = "end of stream", None, 0
+    stop = _StopOnSigterm()
+    with _sigterm_handled(stop):
         try:
             for chunk in source:
+                stop.busy = True
                 update = scorer.push(chunk)
                 n_events += len(update.events)
-                show(update)
+                _show_update(update, args)
+                stop.busy = False
+                stop.check()
         except KeyboardInterrupt:
             reason = "interrupted"
+        except _Terminated:
+            reason = "terminated"
+        except SourceError as exc:  # the input stalled or failed: report what was scored, then the error
+            reason, failure = ("stalled" if isinstance(exc, StallError) else "input failed"), exc
+        stop.busy = True  # from here on, SIGTERM waits for the summary
         last = scorer.flush()
         n_events += len(last.events)
-        show(last)
+        _show_update(last, args)
+    return reason, failure, last, n_events
+
+
+def _show_update(update, args):
+    if args.events_only and not update.events:
+        return
+    if args.json:
+        print(json.dumps(update.to_dict(args.top)), flush=True)
+        return
+    for event in update.events:
+        print(f"# {event.describe()}", flush=True)
+    if not args.events_only:
+        print(update.describe(args.top), flush=True)
+
+
+def _print_stream_summary(source, scorer, last, n_events, reason, args, out):
     extractor = scorer.extractor
     notes = list(source.notes)
     if extractor.n_nonfinite_:
         notes.append(f"{extractor.n_nonfinite_} NaN or infinite samples were replaced by silence")
+    if extractor.n_out_of_range_:
+        notes.append(f"{extractor.n_out_of_range_} samples far beyond full scale (invalid floats) were replaced by "
+                     "silence; check --format")
     if extractor.n_clipped_:
         notes.append(f"{extractor.n_clipped_} samples at full scale: the input is clipping; lower the gain")
     for note in notes:
@@ -363,7 +535,6 @@ def cmd_stream(args, out):
     best = ", ".join(f"{n} {t:+.3f}" for n, _, t in ranking if t is not None) or "no speech"
     out(summary, f"# {reason} after {extractor.time_s:.2f} s of audio, {last.total_frames} speech frames; "
                  f"whole-stream scores: {best}")
-    return EXIT_OK
 
 
 def cmd_list(args, out):
@@ -412,10 +583,41 @@ def _print_evaluation(result, out):
     out(summary, text)
 
 
+def _check_output_file(path, option):
+    """Refuse an output path that cannot be written, before the work that would fill it.
+
+    Its directory must exist and accept a new file (tried with a temporary
+    file, which also catches read-only file systems), and the path must not
+    be a directory.
+    """
+    target = Path(path)
+    directory = target.parent
+    shown = display_path(path)
+    if target.is_dir():
+        raise ValueError(f"{option} {shown}: is a directory; give a file name inside it")
+    if not directory.is_dir():
+        raise ValueError(f"{option} {shown}: the directory {display_path(directory)} does not exist; create it "
+                         f"(mkdir -p {display_path(directory)}) or choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{option} {shown}: cannot write in {display_path(directory)}: "
+                         f"{describe_os_error(exc)}") from None
+
+
 def cmd_evaluate(args, out):
+    import importlib.util
+
     from .evaluation.protocols import evaluate
 
     ivector_options = _ivector_options(args)
+    for option, path in (("--scores-out", args.scores_out), ("--det", args.det)):
+        if path:
+            _check_output_file(path, option)
+    if args.det and importlib.util.find_spec("matplotlib") is None:
+        raise ImportError("--det needs matplotlib, which is not installed: pip install 'streamgmm[plot]', "
+                          "or leave out --det")
     result = evaluate(args.protocol, args.directory, n_components=args.components, sr=args.sr,
                       learning_method=args.learning_method, batch_size=_batch_size(args),
                       relevance_factor=args.relevance_factor, top_c=_top_c(args, args.backend), norm=args.norm,
@@ -453,19 +655,46 @@ COMMANDS = {
 }
 
 
-def _exit_code_for(exc) -> int:
-    from .store import StoreError, UnknownSpeakerError
+def exit_code_for(exc) -> int:
+    """The exit code of an exception that ended a command: the one place classes of errors map to codes.
 
-    if isinstance(exc, UnknownSpeakerError):
+    Usage errors -> 2; bad input (audio, corpus, invalid or unknown speaker
+    names, other files the user named) -> 3; store problems (damaged,
+    foreign, locked, unreadable or unwritable store) -> 4; anything else is a
+    bug -> 70.
+    """
+    from .store import InvalidSpeakerNameError, StoreError, UnknownSpeakerError
+
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, (InvalidSpeakerNameError, UnknownSpeakerError)):
         return EXIT_INPUT
     if isinstance(exc, StoreError):
         return EXIT_STORE
-    return EXIT_INPUT
+    if isinstance(exc, (ValueError, OSError, ImportError)):
+        return EXIT_INPUT
+    return EXIT_INTERNAL
 
 
-def _message(exc) -> str:
-    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    return " ".join(text.split())  # one line
+def _message(exc, code) -> str:
+    """One printable line saying what went wrong (and, for a bug, where to report it)."""
+    from .store import StoreError
+
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    elif isinstance(exc, OSError) and not isinstance(exc, StoreError) and exc.filename is not None:
+        text = f"{display_path(exc.filename)}: {describe_os_error(exc)}"
+    else:
+        text = str(exc)
+    if code == EXIT_INTERNAL:
+        text = (f"{type(exc).__name__}: {text or 'no message'}; this is a bug: please report it with the command "
+                f"you ran ({REPORT_TO}); SPEAKER_ID_DEBUG=1 prints the traceback")
+    return _printable(" ".join(text.split()))  # one line
+
+
+def _printable(text) -> str:
+    """``text`` with the undecodable bytes of file names (lone surrogates) shown as ``\\udcNN``, never failing."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def main(argv=None) -> int:
@@ -476,9 +705,7 @@ def main(argv=None) -> int:
         if args.json:
             print(json.dumps(payload, default=str))
         else:
-            print(text)
-
-    from .store import StoreError
+            print(_printable(text))
 
     try:
         return COMMANDS[args.command](args, out)
@@ -489,12 +716,23 @@ def main(argv=None) -> int:
         # the reader went away (e.g. `speaker-id stream ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except (ValueError, KeyError, OSError, ImportError, TimeoutError, StoreError) as exc:
-        code = _exit_code_for(exc)
-        if args.json:
-            print(json.dumps({"error": _message(exc), "exit_code": code}))
-        print(f"speaker-id: error: {_message(exc)}", file=sys.stderr)
-        return code
+    except Exception as exc:
+        return _report(exc, args.json)
+
+
+def _report(exc, as_json) -> int:
+    """Print one line for the exception that ended a command; return its exit code."""
+    code = exit_code_for(exc)
+    message = _message(exc, code)
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": code}))
+    kind = "internal error" if code == EXIT_INTERNAL else "error"
+    print(f"speaker-id: {kind}: {message}", file=sys.stderr)
+    if os.environ.get("SPEAKER_ID_DEBUG", "") not in ("", "0"):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -121,6 +121,7 @@ def _expect_error(capsys, argv, code, *needles):
     assert err.startswith("speaker-id: error: ")
     for needle in needles:
         assert needle in err, err
+    return err
 
 
 def test_bad_input_gives_one_line_and_leaves_the_store_alone(store, voices, tmp_path, capsys):
@@ -451,3 +452,226 @@ def test_gmm_store_has_no_ivector_backend(store):
         opened.enroll_stats("x", opened.load_stats("spk000"), vectors=np.zeros((1, 5)))
     with pytest.raises(ValueError, match="uses the gmm back end"):
         opened.speaker_enrollment("spk000")
+
+
+# ------------------------------------------------------------ exit code classes
+@pytest.mark.parametrize("name", ["", "   ", "a\x01b", "line\u2028sep", "caf\udce9"])
+def test_invalid_speaker_names_are_bad_input(store, voices, capsys, name):
+    wav = str(voices[1]["spk000"][0])
+    before = _digest(store)
+    for argv in (["enroll", "--store", str(store), name, wav], ["verify", "--store", str(store), name, wav],
+                 ["remove", "--store", str(store), name]):
+        _expect_error(capsys, argv, 3, "speaker name")
+    assert _digest(store) == before
+
+
+def _copy_store(store, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    return copy
+
+
+def test_store_write_failures_are_store_problems_with_a_fix(store, voices, tmp_path, monkeypatch, capsys):
+    import errno
+
+    copy = _copy_store(store, tmp_path)
+    wav = str(voices[1]["spk000"][0])
+    before = _digest(copy)
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):
+        if os.fsdecode(path).startswith(str(copy)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    _expect_error(capsys, ["enroll", "--store", str(copy), "new", wav], 4, str(copy), "read-only", "cp -r")
+    _expect_error(capsys, ["remove", "--store", str(copy), "spk000"], 4, "read-only")
+    monkeypatch.undo()
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    _expect_error(capsys, ["enroll", "--store", str(copy), "new", wav], 4, "no space left", "free some space")
+    monkeypatch.undo()
+    assert _digest(copy) == before
+
+    (copy / "speakers").rename(copy / "moved")
+    _expect_error(capsys, ["enroll", "--store", str(copy), "new", wav], 4, "speakers/", "mkdir")
+    (copy / "moved").rename(copy / "speakers")
+    lock = copy / ".lock"
+    if lock.exists():
+        lock.unlink()
+    lock.mkdir()
+    _expect_error(capsys, ["enroll", "--store", str(copy), "new", wav], 4, ".lock", "is a directory", "rmdir")
+    lock.rmdir()
+    assert _digest(copy) == before
+
+
+def test_unreadable_store_files_are_store_problems(store, voices, tmp_path, monkeypatch, capsys):
+    import errno
+
+    copy = _copy_store(store, tmp_path)
+    real_open = os.open
+
+    def unreadable(path, flags, *args, **kwargs):
+        if os.path.basename(os.fsdecode(path)) in ("manifest.json", "ubm.npz") and str(copy) in os.fsdecode(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", unreadable)
+    err = _expect_error(capsys, ["list", "--store", str(copy)], 4, "permission denied", "chmod")
+    assert "zip" not in err
+
+
+def test_tampered_speaker_file_is_never_accepted(store, voices, tmp_path, capsys):
+    copy = _copy_store(store, tmp_path)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    entry = next(e for e in manifest["speakers"] if e["name"] == "spk001")
+    path = copy / "speakers" / entry["file"]
+    arrays = dict(np.load(path))
+    arrays["zeroth"] = np.zeros_like(arrays["zeroth"])
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    _expect_error(capsys, ["verify", "--store", str(copy), "spk001", str(voices[1]["spk001"][4])], 4,
+                  "spk001", "soft counts", "speaker-id enroll --replace", "speaker-id remove")
+    assert main(["enroll", "--store", str(copy), "--replace", "spk001", str(voices[1]["spk001"][0])]) == 0
+    assert main(["verify", "--store", str(copy), "spk001", str(voices[1]["spk001"][4]), "--threshold=-100"]) == 0
+
+
+def test_internal_errors_have_their_own_code_and_one_line(monkeypatch, capsys):
+    import speaker_id.cli as cli
+
+    def broken(args, out):
+        return {}["missing"]  # a bug, not a user's mistake
+
+    monkeypatch.setitem(cli.COMMANDS, "list", broken)
+    monkeypatch.delenv("SPEAKER_ID_DEBUG", raising=False)
+    assert main(["list", "--store", "x"]) == cli.EXIT_INTERNAL == 70
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("speaker-id: internal error: KeyError") and "report" in err and "README" in err
+    monkeypatch.setenv("SPEAKER_ID_DEBUG", "1")
+    assert main(["list", "--store", "x", "--json"]) == 70
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["exit_code"] == 70
+    assert "Traceback (most recent call last)" in captured.err
+
+
+def test_exit_codes_are_documented_alike_everywhere():
+    import re
+
+    import speaker_id.cli as cli
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    documented = {int(c) for c in re.findall(r"(?:^|[\s(,])(\d{1,3}) (?:success|rejected|usage|bad input|store problem|"
+                                             r"internal error|interrupted)", readme)}
+    codes = {cli.EXIT_OK, cli.EXIT_NEGATIVE, cli.EXIT_USAGE, cli.EXIT_INPUT, cli.EXIT_STORE, cli.EXIT_INTERNAL,
+             cli.EXIT_INTERRUPTED}
+    assert documented == codes
+    for code in codes:
+        assert f"{code} " in cli.EPILOG and f"\n{code} " in cli.__doc__
+
+
+def test_evaluate_checks_its_outputs_before_evaluating(tmp_path, monkeypatch, capsys):
+    import speaker_id.evaluation.protocols as protocols
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the evaluation ran before its outputs were checked")
+
+    monkeypatch.setattr(protocols, "evaluate", must_not_run)
+    corpus = str(tmp_path)
+    _expect_error(capsys, ["evaluate", "--protocol", "fsdd", corpus, "--det", str(tmp_path / "no" / "det.png")], 3,
+                  "--det", "does not exist", "mkdir -p")
+    _expect_error(capsys, ["evaluate", "--protocol", "fsdd", corpus, "--scores-out", str(tmp_path)], 3,
+                  "--scores-out", "is a directory")
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    _expect_error(capsys, ["evaluate", "--protocol", "fsdd", corpus, "--det", str(tmp_path / "det.png")], 3,
+                  "--det needs matplotlib")
+
+
+# ------------------------------------------------------- how a stream ends
+def test_stream_stall_prints_the_summary_then_the_error(store, voices, tmp_path, monkeypatch, capsys):
+    import sys
+
+    import threading
+
+    first, _ = sf.read(voices[1]["spk000"][3], dtype="float32")
+    read_end, write_end = os.pipe()
+    # the producer writes the utterance, then nothing: the pipe stays open
+    producer = threading.Thread(target=os.write, args=(write_end, np.round(first * 32767).astype("<i2").tobytes()))
+    producer.start()
+
+    class Stdin:
+        buffer = os.fdopen(read_end, "rb")
+
+    monkeypatch.setattr(sys, "stdin", Stdin())
+    try:
+        assert main(["stream", "--store", str(store), "-", "--json", "--threshold=-inf",
+                     "--stall-timeout", "0.5"]) == 3
+    finally:
+        producer.join()
+        os.close(write_end)
+        Stdin.buffer.close()
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.strip().splitlines()]
+    summary, error = lines[-2], lines[-1]
+    scored = len(first) // 1600 * 1600 / SR  # whole 100 ms chunks; a partial one is still being awaited
+    assert summary["end"] == "stalled" and summary["audio_seconds"] == pytest.approx(scored)
+    assert summary["total"][0]["speaker"] == "spk000"
+    assert error["exit_code"] == 3 and "stalled" in error["error"]
+    assert captured.err.strip().splitlines()[-1].startswith("speaker-id: error: no audio on")
+
+
+def test_stream_ends_cleanly_on_sigterm_with_its_summary(store, voices):
+    import signal
+    import subprocess
+    import sys
+
+    first, _ = sf.read(voices[1]["spk000"][3], dtype="float32")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "speaker_id.cli", "stream", "--store", str(store), "-", "--json",
+         "--threshold=-inf", "--stall-timeout", "0"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    import threading
+
+    watchdog = threading.Timer(120, process.kill)  # a stream that never answers fails the test, not the suite
+    watchdog.start()
+    try:
+        process.stdin.write(np.round(first * 32767).astype("<i2").tobytes())
+        process.stdin.flush()
+        updates = 0
+        while updates < int(len(first) / (0.1 * SR)):  # every whole chunk was scored; now it waits for more
+            assert json.loads(process.stdout.readline())["time"] >= 0
+            updates += 1
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        process.kill()
+    assert process.returncode == 0, err.decode()
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["end"] == "terminated" and summary["total"][0]["speaker"] == "spk000"
+    assert summary["audio_seconds"] == pytest.approx(len(first) // 1600 * 1600 / SR)
+
+
+def test_train_ubm_refuses_what_the_store_would_refuse_before_training(store, voices, tmp_path, monkeypatch, capsys):
+    import speaker_id.operations as operations
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the UBM was trained before the options and the store were checked")
+
+    monkeypatch.setattr(operations, "train_models", must_not_run)
+    background = str(voices[0] / "spk004")
+    _expect_error(capsys, ["train-ubm", "--store", str(store), "--quiet", background], 4, "--overwrite")
+    (tmp_path / "file").write_text("x")
+    _expect_error(capsys, ["train-ubm", "--store", str(tmp_path / "file"), "--quiet", background], 4,
+                  "not a directory")
+    _expect_error(capsys, ["train-ubm", "--store", str(tmp_path / "new"), "--adapt", "mean", "--quiet", background],
+                  2, "--adapt 'mean'")
+    assert not (tmp_path / "new").exists()

@@ -96,7 +96,7 @@ def test_missing_file_and_undecodable_file(tmp_path):
     bad.write_bytes(b"not audio at all")
     with pytest.raises(SourceError, match="cannot decode audio"):
         open_source(str(bad))
-    with pytest.raises(SourceError, match="--rate must be a positive integer"):
+    with pytest.raises(SourceError, match=r"--rate\) is 0 Hz; it must be at least 1000 Hz"):
         open_source("-", rate=0)
 
 

@@ -1,9 +1,11 @@
 """Tests of speaker_id.store: round trips, atomicity, locking, refusal of damaged stores."""
 
+import errno
 import hashlib
 import json
 import multiprocessing
 import os
+import re
 import unicodedata
 from pathlib import Path
 
@@ -464,3 +466,275 @@ def test_lock_timeout_raises_clear_error(store, ubm):
     assert tree_digest(store.path) == before
     slow.enroll_stats("quinn", stats_of(ubm, 10, 0))
     assert "quinn" in store
+
+
+# ------------------------------------------------- names the user typed wrong
+@pytest.mark.parametrize("name, needle", [
+    ("", "is empty"),
+    ("  \t ", "is blank"),
+    ("bell\x07", "control character U+0007"),
+    ("line\u2028sep", "line separator U+2028"),
+    ("para\u2029sep", "paragraph separator U+2029"),
+    ("caf\udce9", "not UTF-8"),
+])
+def test_invalid_names_say_what_is_wrong(store, ubm, name, needle):
+    with pytest.raises(InvalidSpeakerNameError, match=re.escape(needle)) as caught:
+        store.enroll_stats(name, stats_of(ubm, 10, 0))
+    assert not isinstance(caught.value, OSError)
+    assert len(str(caught.value).splitlines()) == 1
+
+
+# ---------------------------------------------- one definition of file names
+def test_every_file_name_the_writer_makes_is_one_the_reader_accepts():
+    from speaker_id.store.manifest import MAX_GENERATION, is_speaker_file_name, speaker_file_name
+
+    for name in AWKWARD + ["x" * 500]:
+        for chars in (12, 64):
+            stem = speaker_file_stem(name, chars)
+            for generation in (0, 1, 10**17, MAX_GENERATION):
+                assert is_speaker_file_name(speaker_file_name(stem, generation))
+    with pytest.raises(InvalidStoreError, match="write counter"):
+        speaker_file_name(speaker_file_stem("a"), MAX_GENERATION + 1)
+
+
+def _edit_manifest(store, edit):
+    path = store.path / "manifest.json"
+    document = json.loads(path.read_text("utf-8"))
+    edit(document)
+    path.write_text(json.dumps(document), "utf-8")
+
+
+def test_a_store_near_the_largest_write_counter_stays_readable(store, ubm):
+    from speaker_id.store.manifest import MAX_GENERATION
+
+    store.enroll_stats("ruth", stats_of(ubm, 20, 0))
+    _edit_manifest(store, lambda d: d.update(generation=MAX_GENERATION - 1))
+    store.enroll_stats("ruth", stats_of(ubm, 20, 1))  # the last write there is
+    reopened = SpeakerStore.open(store.path)
+    assert reopened.load_stats("ruth").n_frames == 40
+    before = tree_digest(store.path)
+    with pytest.raises(InvalidStoreError, match="write counter would reach"):
+        reopened.enroll_stats("ruth", stats_of(ubm, 20, 2))
+    assert tree_digest(store.path) == before
+    # rebuilding the store starts the counter again
+    rebuilt = SpeakerStore.create(store.path, ubm, CONFIG, overwrite=True)
+    rebuilt.enroll_stats("ruth", stats_of(ubm, 20, 0))
+    assert SpeakerStore.open(store.path).load_stats("ruth").n_frames == 20
+
+
+def test_a_write_counter_beyond_the_largest_is_refused(store):
+    _edit_manifest(store, lambda d: d.update(generation=10**18))
+    with pytest.raises(InvalidStoreError, match="write counter"):
+        SpeakerStore.open(store.path)
+
+
+# ------------------------------------------ what the manifest and files both say
+def _rewrite_speaker_file(store, name, **changes):
+    path = store.path / "speakers" / store.info(name)["file"]
+    arrays = dict(np.load(path))
+    arrays.update(changes)
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def test_zeroed_counts_are_refused_not_scored(store, ubm):
+    store.enroll_stats("sam", stats_of(ubm, 716, 0))
+    _rewrite_speaker_file(store, "sam", zeroth=np.zeros(4))
+    with pytest.raises(InvalidStoreError, match="soft counts summing to 0 for 716 frames.*speaker-id enroll --replace"):
+        store.load_stats("sam")
+    with pytest.raises(InvalidStoreError):
+        store.speaker_model("sam")
+
+
+def test_frame_count_of_the_manifest_must_match_the_file(store, ubm):
+    store.enroll_stats("tina", stats_of(ubm, 50, 0))
+
+    def alter(document):
+        document["speakers"][0]["n_frames"] = 716.0
+
+    _edit_manifest(store, alter)
+    with pytest.raises(InvalidStoreError, match="holds 50 frames but the manifest records 716.*speaker-id remove"):
+        SpeakerStore.open(store.path).load_stats("tina")
+
+
+def test_a_speaker_without_statistics_is_never_scored(store, ubm):
+    store.enroll_stats("ugo", stats_of(ubm, 50, 0))
+    empty = SufficientStats.zeros(4, 3)
+    _rewrite_speaker_file(store, "ugo", zeroth=empty.zeroth, first=empty.first, second=empty.second,
+                          n_frames=np.array(0.0))
+    _edit_manifest(store, lambda d: d["speakers"][0].update(n_frames=0.0))
+    with pytest.raises(InvalidStoreError, match="holds no frames"):
+        SpeakerStore.open(store.path).speaker_model("ugo")
+
+
+def test_a_speaker_of_no_utterances_is_refused(store, ubm):
+    store.enroll_stats("vera", stats_of(ubm, 50, 0))
+    _edit_manifest(store, lambda d: d["speakers"][0].update(n_utterances=0))
+    with pytest.raises(InvalidStoreError, match="no utterance"):
+        SpeakerStore.open(store.path).load_stats("vera")
+
+
+def test_enroll_refuses_counts_that_do_not_add_up(store, ubm):
+    before = tree_digest(store.path)
+    stats = stats_of(ubm, 30, 0)
+    stats.zeroth = stats.zeroth * 2  # 60 soft counts for 30 frames
+    with pytest.raises(ValueError, match="soft counts summing to 60 for 30 frames"):
+        store.enroll_stats("walt", stats)
+    assert tree_digest(store.path) == before
+
+
+def test_manifest_describing_another_ubm_shape_is_refused(store):
+    _edit_manifest(store, lambda d: d["ubm"].update(n_components=5))
+    with pytest.raises(InvalidStoreError, match="records a UBM with n_components 5 but ubm.npz has n_components 4"):
+        SpeakerStore.open(store.path)
+
+
+@pytest.mark.parametrize("text, needle", [
+    (b'{"kind": ' + b"[" * 100_000, "nested too deeply"),
+    (b'{"format_version": ' + b"9" * 5000 + b"}", "thousands of digits"),
+    (b"\xff\xfe{}", "not valid JSON"),
+])
+def test_hostile_manifest_bytes_are_refused_in_a_short_line(store, text, needle):
+    (store.path / "manifest.json").write_bytes(text)
+    with pytest.raises(InvalidStoreError, match=needle) as caught:
+        SpeakerStore.open(store.path)
+    assert len(str(caught.value)) < 600 and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda d: d["map"].update(relevance_factor=10**400), "relevance_factor"),
+    (lambda d: d.update(generation=10**400), "an integer of 401 digits"),
+    (lambda d: d["feature_config"].update(sr=10**12), "sr is 1e\\+12 Hz"),
+    (lambda d: d["feature_config"].update(n_fft=2**40), "FFT points"),
+    (lambda d: d["feature_config"].update(delta_width=10**9 + 1), "delta_width must be at most"),
+    (lambda d: d.update(created=["x"] * 10), "created or updated"),
+    (lambda d: d.update(backend="x" * 10**5), "backend is 'xxx"),
+])
+def test_hostile_manifest_values_are_refused_in_a_short_line(store, edit, needle):
+    _edit_manifest(store, edit)
+    with pytest.raises(InvalidStoreError, match=needle) as caught:
+        SpeakerStore.open(store.path)
+    assert len(str(caught.value)) < 800 and "\n" not in str(caught.value)
+
+
+# ---------------------------------------------- the system refuses to read or write
+def _refuse_opens(monkeypatch, root, code, *, writes=True, name=None):
+    """Make ``os.open`` fail with ``code`` for files under ``root`` (opened for writing, or named ``name``)."""
+    real_open = os.open
+    root = str(root)
+
+    def fake_open(path, flags, *args, **kwargs):
+        text = os.fsdecode(path)
+        writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+        if text.startswith(root) and ((writes and writing) or (name is not None and os.path.basename(text) == name)):
+            raise OSError(code, os.strerror(code), text)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fake_open)
+
+
+@pytest.mark.parametrize("code, needle", [
+    (errno.EROFS, "read-only.*nothing was changed.*copy the store"),
+    (errno.EACCES, "permission denied.*nothing was changed.*chmod -R u\\+rwX"),
+])
+def test_a_store_that_cannot_be_written_is_named_with_the_fix(store, ubm, monkeypatch, code, needle):
+    from speaker_id.store import StoreAccessError
+
+    store.enroll_stats("xena", stats_of(ubm, 20, 0))
+    before = tree_digest(store.path)
+    _refuse_opens(monkeypatch, store.path, code)
+    for write in (lambda: store.enroll_stats("yann", stats_of(ubm, 20, 1)), lambda: store.remove("xena")):
+        with pytest.raises(StoreAccessError, match=needle) as caught:
+            write()
+        assert isinstance(caught.value, OSError) and "[Errno" not in str(caught.value)
+    monkeypatch.undo()
+    assert tree_digest(store.path) == before
+    assert store.speakers() == ["xena"]
+
+
+def test_a_full_disk_leaves_the_store_as_it_was(store, ubm, monkeypatch):
+    from speaker_id.store import StoreAccessError
+
+    store.enroll_stats("zack", stats_of(ubm, 20, 0))
+    before = tree_digest(store.path)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StoreAccessError, match="no space left on the device.*free some space"):
+        store.enroll_stats("zack", stats_of(ubm, 20, 1))
+    monkeypatch.undo()
+    assert tree_digest(store.path) == before  # no temporary file left either
+    assert store.load_stats("zack").n_frames == 20
+
+
+def test_lock_file_that_is_a_directory_is_named(store, ubm):
+    from speaker_id.store import StoreAccessError
+
+    lock = store.path / ".lock"
+    if lock.exists():
+        lock.unlink()
+    lock.mkdir()
+    with pytest.raises(StoreAccessError, match=r"\.lock: is a directory.*rmdir"):
+        store.enroll_stats("abe", stats_of(ubm, 20, 0))
+    assert "abe" not in store
+
+
+def test_missing_speakers_directory_is_named(store, ubm):
+    store.enroll_stats("bea", stats_of(ubm, 20, 0))
+    (store.path / "speakers").rename(store.path / "elsewhere")
+    with pytest.raises(InvalidStoreError, match="no speakers/ directory.*mkdir"):
+        store.enroll_stats("cid", stats_of(ubm, 20, 0))
+    with pytest.raises(InvalidStoreError, match="no speakers/ directory"):
+        store.load_stats("bea")
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "ubm.npz"])
+def test_unreadable_store_files_say_permission_denied(store, ubm, monkeypatch, name):
+    from speaker_id.store import StoreAccessError
+
+    _refuse_opens(monkeypatch, store.path, errno.EACCES, writes=False, name=name)
+    with pytest.raises(StoreAccessError, match=f"{name}: permission denied.*chmod -R u\\+rX") as caught:
+        SpeakerStore.open(store.path)
+    assert "zip" not in str(caught.value)
+
+
+def test_unreadable_speaker_file_says_permission_denied(store, ubm, monkeypatch):
+    from speaker_id.store import StoreAccessError
+
+    store.enroll_stats("dov", stats_of(ubm, 20, 0))
+    _refuse_opens(monkeypatch, store.path, errno.EACCES, writes=False, name=store.info("dov")["file"])
+    with pytest.raises(StoreAccessError, match="permission denied"):
+        store.load_stats("dov")
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "ubm.npz", "speaker"])
+def test_fifo_in_place_of_a_store_file_is_refused_at_once(store, ubm, name):
+    import signal
+
+    store.enroll_stats("eli", stats_of(ubm, 20, 0))
+    target = store.path / ("speakers/" + store.info("eli")["file"] if name == "speaker" else name)
+    target.unlink()
+    os.mkfifo(target)
+    signal.alarm(20)  # a read that blocks on the FIFO fails the test instead of hanging it
+    try:
+        with pytest.raises(InvalidStoreError, match="FIFO|not a file|missing"):
+            SpeakerStore.open(store.path).load_stats("eli")
+    finally:
+        signal.alarm(0)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("zeroth", np.array(["a"] * 4)),
+    ("first", np.zeros((4, 3), dtype=complex)),
+    ("n_frames", np.ones(3)),
+    ("zeroth", np.ones(4, dtype=bool)),
+    ("zeroth", np.zeros(4, dtype=[("a", "f8")])),
+    ("log_likelihood", np.array("x")),
+])
+def test_hostile_fields_of_a_speaker_file_are_store_errors(store, ubm, field, value):
+    store.enroll_stats("fay", stats_of(ubm, 20, 0))
+    _rewrite_speaker_file(store, "fay", **{field: value})
+    with pytest.raises(InvalidStoreError, match=f"'fay'.*{field}.*re-enroll"):
+        store.load_stats("fay")

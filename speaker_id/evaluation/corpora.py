@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Union
 
 from ..frontend.audio import AUDIO_EXTENSIONS, PathLike, is_audio_file
+from ..frontend.paths import describe_os_error, display_path, open_regular_file
 
 __all__ = [
     "DatasetError",
@@ -127,27 +128,35 @@ def scan_audio(paths: Union[PathLike, Iterable[PathLike]]) -> list:
     for root in roots:
         if root.is_dir():
             n_before = len(found)
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=_refuse_unreadable_directory):
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
                 for name in filenames:
                     if not name.startswith(".") and is_audio_file(name):
                         found.add(Path(dirpath) / name)
             if len(found) == n_before:
                 raise DatasetError(
-                    f"{root}: directory holds no audio files (looked recursively for "
+                    f"{display_path(root)}: directory holds no audio files (looked recursively for "
                     f"{', '.join('.' + e for e in sorted(AUDIO_EXTENSIONS))}, any case); "
                     f"check the path or convert the audio"
                 )
+        elif os.path.lexists(root) and not root.is_file():
+            open_regular_file(root, "audio file", DatasetError).close()  # says what it is instead
+            raise DatasetError(f"{display_path(root)}: not an audio file; check the path")  # pragma: no cover
         elif root.is_file():
             if not is_audio_file(root):
                 raise DatasetError(
-                    f"{root}: not an audio file by its extension (expected one of "
+                    f"{display_path(root)}: not an audio file by its extension (expected one of "
                     f"{', '.join('.' + e for e in sorted(AUDIO_EXTENSIONS))}); rename or convert it"
                 )
             found.add(root)
         else:
-            raise DatasetError(f"{root}: no such file or directory; check the path")
+            raise DatasetError(f"{display_path(root)}: no such file or directory; check the path")
     return sorted(found)
+
+
+def _refuse_unreadable_directory(exc: OSError) -> None:
+    """``os.walk``'s error handler: a directory that cannot be listed is an error, not an empty one."""
+    raise DatasetError(f"{display_path(exc.filename)}: cannot list the directory: {describe_os_error(exc)}") from None
 
 
 # ---------------------------------------------------------------------------
@@ -195,7 +204,11 @@ def load_fsdd(recordings_dir: PathLike, n_test: int = 5) -> tuple:
     if not root.is_dir():
         raise DatasetError(f"{root}: FSDD recordings directory not found; pass the dataset's recordings/ folder")
     entries = []
-    for path in root.iterdir():
+    try:
+        listing = list(root.iterdir())
+    except OSError as exc:
+        _refuse_unreadable_directory(exc)
+    for path in listing:
         m = _FSDD_NAME.match(path.name)
         if m and path.is_file():
             digit, speaker, index = int(m.group(1)), m.group(2), int(m.group(3))
@@ -221,18 +234,26 @@ _ARK_OFFSET = re.compile(r":\d+(\[[^\]]*\])?$")
 
 def _read_table(path: Path, what: str) -> list:
     """(line number, key, rest) for each non-blank line of a Kaldi table."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: {what} file not found; a Kaldi data dir needs wav.scp and utt2spk")
+    if not os.path.lexists(path):
+        raise DatasetError(f"{display_path(path)}: {what} file not found; a Kaldi data dir needs wav.scp and utt2spk")
+    with open_regular_file(path, f"{what} file", DatasetError) as handle:
+        data = handle.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"{display_path(path)}: not a UTF-8 text file (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            f"a {what} file lists '<utt_id> <{what} value>' lines of text: check that this is the right file"
+        ) from None
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            parts = text.split(None, 1)
-            if len(parts) < 2:
-                raise DatasetError(f"{path}:{lineno}: expected '<utt_id> <{what} value>', got {text!r}")
-            rows.append((lineno, parts[0], parts[1].strip()))
+    for lineno, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split(None, 1)
+        if len(parts) < 2:
+            raise DatasetError(f"{display_path(path)}:{lineno}: expected '<utt_id> <{what} value>', got {line!r}")
+        rows.append((lineno, parts[0], parts[1].strip()))
     return rows
 
 
@@ -402,12 +423,19 @@ def read_kaldi_dir(
             f"({_some(no_audio)}); add them to wav.scp or remove them from utt2spk"
         )
     if check_files:
-        missing = [f"{u} ({p})" for u, p in wavs.items() if not p.is_file()]
+        unusable = {u: p for u, p in wavs.items() if not p.is_file()}
+        missing = [f"{u} ({display_path(p)})" for u, p in unusable.items() if not p.exists()]
         if missing:
             raise DatasetError(
                 f"{data_dir / 'wav.scp'}: {len(missing)} listed audio file(s) not found: "
                 f"{_some(missing, 3)}; relative paths are resolved against {Path(base_dir)} "
                 f"(pass base_dir to change that)"
+            )
+        if unusable:
+            others = [f"{u} ({display_path(p)})" for u, p in unusable.items()]
+            raise DatasetError(
+                f"{data_dir / 'wav.scp'}: {len(others)} listed audio path(s) are not regular files (directories, "
+                f"FIFOs or devices): {_some(others, 3)}; list audio files"
             )
     return [Utterance(utt, spk[utt], wavs[utt]) for utt in sorted(wavs)]
 
@@ -534,7 +562,7 @@ def load_librispeech_dir(directory: PathLike) -> list:
     if not root.is_dir():
         raise DatasetError(f"{root}: LibriSpeech directory not found; check the path")
     utts = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=_refuse_unreadable_directory):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             m = _LIBRI_NAME.match(name)

@@ -20,7 +20,16 @@ from typing import Union
 import numpy as np
 import soundfile as sf
 
-__all__ = ["AUDIO_EXTENSIONS", "AudioError", "is_audio_file", "load_audio"]
+from .limits import (
+    MAX_SAMPLE_MAGNITUDE,
+    LimitError,
+    check_channels,
+    check_resampling,
+    check_sample_rate,
+)
+from .paths import display_path, open_regular_file
+
+__all__ = ["AUDIO_EXTENSIONS", "AudioError", "check_audio_header", "check_samples", "is_audio_file", "load_audio"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -99,8 +108,12 @@ def load_audio(path: PathLike, sr: int = 16000) -> np.ndarray:
     Raises
     ------
     AudioError
-        If the file does not exist, cannot be decoded, holds no samples, or
-        holds NaN or infinite samples. The message names the file.
+        If the file does not exist, is not a regular file (a directory, a
+        FIFO, a device), cannot be read or decoded, has a sample rate or
+        channel count outside :mod:`~speaker_id.frontend.limits` (or would
+        be resampled up more than ``MAX_UPSAMPLING`` times), holds no
+        samples, or holds NaN, infinite or absurdly large samples. The
+        message names the file.
 
     Examples
     --------
@@ -116,32 +129,108 @@ def load_audio(path: PathLike, sr: int = 16000) -> np.ndarray:
     if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or sr <= 0:
         raise ValueError(f"sr must be a positive integer sample rate in Hz, got {sr!r}")
     sr = int(sr)
-    path_str = os.fspath(path)
-    if not os.path.exists(path_str):
-        raise AudioError(f"{path_str}: audio file not found; check the path (and the current directory for relative paths)")
-    if os.path.isdir(path_str):
-        raise AudioError(f"{path_str}: is a directory, not an audio file; pass the files inside it (see speaker_id.evaluation.corpora.scan_audio)")
-    try:
-        data, file_sr = sf.read(path_str, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(
-            f"{path_str}: cannot decode audio ({exc}); supported formats are those of "
-            f"libsndfile (WAV, FLAC, OGG, AIFF, ...): convert the file, e.g. "
-            f"`ffmpeg -i INPUT -ar {sr} -ac 1 OUTPUT.wav`"
-        ) from exc
-    if data.shape[0] == 0 or data.shape[1] == 0:
-        raise AudioError(f"{path_str}: the file holds no audio samples; remove it from the list or re-record it")
-    y = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-    if not np.isfinite(y).all():
-        n_bad = int(np.count_nonzero(~np.isfinite(y)))
-        raise AudioError(
-            f"{path_str}: {n_bad} of {y.size} samples are NaN or infinite; the file is corrupt "
-            f"or was written from invalid floats: regenerate it or remove it from the list"
-        )
+    shown = display_path(path)
+    with open_regular_file(path, "audio file", AudioError) as handle:
+        try:
+            with sf.SoundFile(handle) as audio:
+                file_sr = check_audio_header(audio.samplerate, audio.channels, shown, sr)
+                y = _read_mono(audio)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            raise AudioError(
+                f"{shown}: cannot decode audio ({getattr(exc, 'error_string', exc)}); supported formats are those of "
+                f"libsndfile (WAV, FLAC, OGG, AIFF, ...): convert the file, e.g. "
+                f"`ffmpeg -i INPUT -ar {sr} -ac 1 OUTPUT.wav`"
+            ) from None
+    if y.size == 0:
+        raise AudioError(f"{shown}: the file holds no audio samples; remove it from the list or re-record it")
+    check_samples(y, shown)
     if file_sr != sr:
         import librosa  # imported here: only needed when the rates differ
 
         y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, res_type=_resample_type())
         if y.size == 0:
-            raise AudioError(f"{path_str}: too short to resample from {file_sr} Hz to {sr} Hz; the file holds almost no audio")
+            raise AudioError(f"{shown}: too short to resample from {file_sr} Hz to {sr} Hz; the file holds almost no audio")
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def check_audio_header(rate, channels, source, target_sr=None):
+    """Refuse a sample rate or channel count no recording has, before any sample is read.
+
+    Parameters
+    ----------
+    rate, channels : int
+        As the file's header gives them.
+    source : str
+        The file, for messages.
+    target_sr : int, optional
+        The rate the audio will be resampled to; resampling up by more than
+        :data:`~speaker_id.frontend.limits.MAX_UPSAMPLING` is refused.
+
+    Returns
+    -------
+    int
+        ``rate``.
+
+    Raises
+    ------
+    AudioError
+        Naming the file, the value and the bound.
+    """
+    def refuse(exc):
+        return AudioError(f"{source}: {exc} The header is damaged or the file is not a recording; "
+                          "re-encode it (e.g. `ffmpeg -i INPUT -ac 1 -ar 16000 OUTPUT.wav`) or remove it")
+
+    try:
+        rate = check_sample_rate(rate, "the sample rate in the file's header")
+        check_channels(channels, "the channel count in the file's header")
+        if target_sr is not None:
+            check_resampling(rate, target_sr)
+    except LimitError as exc:
+        raise refuse(exc) from None
+    return rate
+
+
+def _read_mono(audio, block_frames=1 << 16):
+    """All of an open ``soundfile.SoundFile`` mixed to mono float32, read block by block.
+
+    Memory is the samples actually decoded plus one block, whatever number of
+    frames the header claims.
+    """
+    blocks = []
+    while True:
+        block = audio.read(block_frames, dtype="float32", always_2d=True)
+        if block.shape[0] == 0:
+            break
+        blocks.append(block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32))
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+
+
+def check_samples(y, source):
+    """Refuse NaN, infinite or absurdly large samples (the file is corrupt); return ``y``.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+    source : str
+        The file, for messages.
+
+    Raises
+    ------
+    AudioError
+        Naming the file, how many samples are bad and the largest magnitude.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = np.isfinite(y)
+        if not finite.all():
+            n_bad = int(np.count_nonzero(~finite))
+            raise AudioError(
+                f"{source}: {n_bad} of {y.size} samples are NaN or infinite; the file is corrupt "
+                f"or was written from invalid floats: regenerate it or remove it from the list"
+            )
+        peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        raise AudioError(
+            f"{source}: samples reach {peak:.3g} where full scale is 1 (at most {MAX_SAMPLE_MAGNITUDE:.3g} is "
+            f"accepted); the file was written from invalid or unscaled floats: regenerate it or remove it from the list"
+        )
+    return y

@@ -14,6 +14,8 @@ from typing import Optional
 
 import numpy as np
 
+from .limits import MAX_DELTA_WIDTH, MAX_FFT_SIZE, MAX_MELS, LimitError, check_sample_rate
+
 #: Floor applied to mel energies before the log (as ``amin`` in librosa),
 #: so a digital-silence frame gives -100 dB instead of -inf.
 LOG_FLOOR = 1e-10
@@ -43,9 +45,11 @@ class FeatureConfig:
     Parameters
     ----------
     sr : int, default 16000
-        Sample rate the audio is loaded (and resampled) at, in Hz. Use the
-        corpus' own rate (8000 for telephone speech or FSDD) rather than
-        upsampling.
+        Sample rate the audio is loaded (and resampled) at, in Hz, between
+        1000 and 384000. Use the corpus' own rate (8000 for telephone speech
+        or FSDD) rather than upsampling. Sizes that would cost memory out of
+        proportion (FFT points, mel bands, delta width, hop below 1 ms) are
+        bounded by :mod:`~speaker_id.frontend.limits`.
     n_mfcc : int, default 20
         Number of cepstral coefficients kept, c0 included (c0 tracks the
         frame's log-energy; CMVN removes its level).
@@ -155,6 +159,10 @@ class FeatureConfig:
             object.__setattr__(self, name, bool(v))
 
         as_int("sr", 1)
+        try:
+            check_sample_rate(self.sr, "sr")
+        except LimitError as exc:
+            fail(str(exc))
         as_int("n_mfcc", 1)
         as_int("n_mels", 1)
         as_int("delta_width", 3)
@@ -178,6 +186,13 @@ class FeatureConfig:
             fail(f"hop_length_ms={self.hop_length_ms} gives 0 samples at sr={self.sr}; use a longer hop")
         if self.n_fft is not None and self.n_fft < self.win_length:
             fail(f"n_fft ({self.n_fft}) must be >= win_length ({self.win_length} samples); use n_fft=None for the next power of two")
+        if self.fft_size > MAX_FFT_SIZE:
+            fail(f"the frames take {self.fft_size} FFT points (win_length {self.win_length}), more than the "
+                 f"{MAX_FFT_SIZE} allowed; use a shorter frame_length_ms or a smaller n_fft")
+        if self.hop_length_ms < 1.0:
+            fail(f"hop_length_ms must be at least 1 ms (10 ms is usual), got {self.hop_length_ms}")
+        if self.n_mels > MAX_MELS:
+            fail(f"n_mels must be at most {MAX_MELS} (40 is usual), got {self.n_mels}")
         nyquist = self.sr / 2
         if self.fmin < 0:
             fail(f"fmin must be >= 0, got {self.fmin}")
@@ -189,6 +204,8 @@ class FeatureConfig:
             fail(f"preemphasis must lie in [0, 1), got {self.preemphasis}; use 0 to disable it")
         if self.delta_width % 2 == 0:
             fail(f"delta_width must be odd, got {self.delta_width}")
+        if self.delta_width > MAX_DELTA_WIDTH:
+            fail(f"delta_width must be at most {MAX_DELTA_WIDTH} frames (9 is usual), got {self.delta_width}")
         if self.vad_threshold_db <= 0:
             fail(f"vad_threshold_db must be positive (dB below the loudest frame), got {self.vad_threshold_db}")
 

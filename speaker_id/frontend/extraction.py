@@ -114,7 +114,8 @@ def extract(y: np.ndarray, config: Optional[FeatureConfig] = None) -> np.ndarray
             raise FeatureError(
                 f"voice activity detection kept none of {keep.size} frames: the loudest frame is at "
                 f"{energy.max():.1f} dB, below vad_floor_db={config.vad_floor_db:g}; the audio is "
-                f"silent or very quiet: check the recording, lower vad_floor_db or set vad=False"
+                f"silent or very quiet: check the recording or raise its level (a FeatureConfig with a lower "
+                f"vad_floor_db, or vad=False, keeps quieter audio)"
             )
         feats = feats[keep]
     if config.cmvn:

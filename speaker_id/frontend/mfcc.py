@@ -58,7 +58,8 @@ def _check_length(y: np.ndarray, config: FeatureConfig) -> None:
         raise FeatureError(
             f"audio too short: {y.shape[0]} samples ({y.shape[0] / config.sr * 1000:.1f} ms at "
             f"sr={config.sr}) is less than one frame of {config.win_length} samples "
-            f"({config.frame_length_ms:g} ms); use longer audio or a smaller frame_length_ms"
+            f"({config.frame_length_ms:g} ms); use a longer recording (a FeatureConfig with a smaller "
+            f"frame_length_ms accepts shorter ones)"
         )
 
 

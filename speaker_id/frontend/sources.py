@@ -32,6 +32,17 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from .audio import AudioError, check_audio_header
+from .limits import (
+    MAX_CHUNK_BYTES,
+    MAX_CHUNK_MS,
+    MAX_STALL_TIMEOUT_S,
+    check_channels,
+    check_number,
+    check_sample_rate,
+)
+from .paths import display_path, open_regular_file
+
 __all__ = [
     "SAMPLE_FORMATS",
     "AudioSource",
@@ -39,6 +50,7 @@ __all__ = [
     "MicrophoneSource",
     "RawPcmSource",
     "SourceError",
+    "StallError",
     "decode_pcm",
     "normalise_format_name",
     "open_source",
@@ -47,6 +59,10 @@ __all__ = [
 
 class SourceError(ValueError):
     """The audio source cannot be opened or stopped delivering audio; the message says why and what to do."""
+
+
+class StallError(SourceError):
+    """A pipe or microphone delivered nothing for ``stall_timeout`` seconds."""
 
 
 # name -> (numpy dtype, bytes per sample, scale to [-1, 1), offset)
@@ -164,7 +180,21 @@ class AudioSource:
 def _chunk_samples(sr, chunk_ms):
     if isinstance(chunk_ms, bool) or not isinstance(chunk_ms, (int, float)) or not np.isfinite(chunk_ms) or chunk_ms <= 0:
         raise SourceError(f"chunk length must be a positive number of milliseconds, got {chunk_ms!r}")
+    check_number(chunk_ms, "the chunk length (--chunk-ms)", 0, MAX_CHUNK_MS, low_open=True, unit=" ms",
+                 error=SourceError)
     return max(1, int(round(sr * chunk_ms / 1000.0)))
+
+
+def _check_rate_and_channels(rate, channels):
+    """(rate, channels) of stdin or microphone audio, within :mod:`~speaker_id.frontend.limits`."""
+    return (check_sample_rate(rate, "the sample rate (--rate)", error=SourceError),
+            check_channels(channels, "the channel count (--channels)", error=SourceError))
+
+
+def _check_chunk_bytes(n_bytes):
+    if n_bytes > MAX_CHUNK_BYTES:
+        raise SourceError(f"one chunk of this audio would take {n_bytes / 2**20:.0f} MiB, more than the "
+                          f"{MAX_CHUNK_BYTES // 2**20} MiB allowed; lower --chunk-ms, --rate or --channels")
 
 
 class _Pacer:
@@ -200,14 +230,19 @@ class FileSource(AudioSource):
         super().__init__()
         import soundfile as sf
 
-        self.name = os.fspath(path)
-        if not os.path.exists(self.name):
-            raise SourceError(f"{self.name}: audio file not found; check the path (use '-' for standard input, 'mic' for the microphone)")
+        self.name = display_path(path)
+        self._handle = open_regular_file(path, "audio file", SourceError)
         try:
-            self._file = sf.SoundFile(self.name)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise SourceError(f"{self.name}: cannot decode audio ({exc}); convert it to WAV or FLAC, "
-                              f"or pipe it in: ffmpeg -i INPUT -f s16le -ac 1 -ar 16000 - | speaker-id stream ... -") from exc
+            self._file = sf.SoundFile(self._handle)
+            check_audio_header(self._file.samplerate, self._file.channels, self.name)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            self._handle.close()
+            raise SourceError(f"{self.name}: cannot decode audio ({getattr(exc, 'error_string', exc)}); convert it "
+                              f"to WAV or FLAC, or pipe it in: ffmpeg -i INPUT -f s16le -ac 1 -ar 16000 - | "
+                              f"speaker-id stream ... -") from None
+        except AudioError as exc:
+            self._handle.close()
+            raise SourceError(str(exc)) from None
         self.sr = int(self._file.samplerate)
         self.channels = int(self._file.channels)
         self.chunk_samples = _chunk_samples(self.sr, chunk_ms)
@@ -226,6 +261,7 @@ class FileSource(AudioSource):
 
     def close(self):
         self._file.close()
+        self._handle.close()
 
 
 class RawPcmSource(AudioSource):
@@ -251,15 +287,13 @@ class RawPcmSource(AudioSource):
     def __init__(self, rate, channels=1, sample_format="s16le", chunk_ms=100.0, stream=None,
                  stall_timeout=30.0, realtime=False):
         super().__init__()
-        for what, value in (("rate", rate), ("channels", channels)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise SourceError(f"--{what} must be a positive integer, got {value!r}")
-        if stall_timeout is not None and not (isinstance(stall_timeout, (int, float)) and stall_timeout > 0):
-            raise SourceError(f"stall timeout must be a positive number of seconds or None, got {stall_timeout!r}")
-        self.sr = int(rate)
-        self.channels = int(channels)
+        self.sr, self.channels = _check_rate_and_channels(rate, channels)
+        if stall_timeout is not None:
+            check_number(stall_timeout, "the stall timeout", 0, MAX_STALL_TIMEOUT_S, low_open=True, unit=" s",
+                         error=SourceError)
         self.sample_format = normalise_format_name(sample_format)
         self.chunk_samples = _chunk_samples(self.sr, chunk_ms)
+        _check_chunk_bytes(self.chunk_samples * self.channels * SAMPLE_FORMATS[self.sample_format][1])
         self.stream = stream if stream is not None else sys.stdin.buffer
         self.name = "standard input" if stream is None else getattr(stream, "name", "stream")
         self.stall_timeout = stall_timeout
@@ -279,7 +313,7 @@ class RawPcmSource(AudioSource):
             if self.stall_timeout is not None:
                 ready, _, _ = select.select([fd], [], [], self.stall_timeout)
                 if not ready:
-                    raise SourceError(
+                    raise StallError(
                         f"no audio on {self.name} for {self.stall_timeout:g} s: the producer stalled; "
                         f"check it, or raise --stall-timeout (0 waits forever)"
                     )
@@ -331,10 +365,10 @@ class MicrophoneSource(AudioSource):
 
     def __init__(self, rate, channels=1, device=None, chunk_ms=100.0, stall_timeout=5.0, max_queued_chunks=50):
         super().__init__()
-        sd = _import_sounddevice()
-        self.sr = int(rate)
-        self.channels = int(channels)
+        self.sr, self.channels = _check_rate_and_channels(rate, channels)
         self.chunk_samples = _chunk_samples(self.sr, chunk_ms)
+        _check_chunk_bytes(self.chunk_samples * self.channels * 4)
+        sd = _import_sounddevice()
         self.name = f"microphone {device if device is not None else '(default input)'}"
         self.stall_timeout = stall_timeout
         self._queue = queue.Queue(maxsize=max_queued_chunks)
@@ -359,7 +393,7 @@ class MicrophoneSource(AudioSource):
             try:
                 chunk = self._queue.get(timeout=self.stall_timeout)
             except queue.Empty:
-                raise SourceError(f"the {self.name} delivered no audio for {self.stall_timeout:g} s; "
+                raise StallError(f"the {self.name} delivered no audio for {self.stall_timeout:g} s; "
                                   f"check the device and its permissions") from None
             if self._dropped:
                 self.notes.append(f"{self._dropped} samples lost: scoring fell behind the microphone")

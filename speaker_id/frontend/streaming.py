@@ -36,9 +36,11 @@ and emits each frame as soon as it can be computed. What it gives, against
 The extractor keeps a bounded state (a frame of samples, ``delta_width``
 frames of context, the CMVN window), and splits very large pushes into
 blocks, so memory does not grow with the stream. Samples that are NaN or
-infinite are replaced by silence and counted, as are samples at or beyond
-full scale (clipping); see :attr:`~StreamingFeatureExtractor.n_nonfinite_`
-and :attr:`~StreamingFeatureExtractor.n_clipped_`. Audio at another sample
+infinite or absurdly large are replaced by silence and counted, and samples
+at or beyond full scale (clipping) are counted; see
+:attr:`~StreamingFeatureExtractor.n_nonfinite_`,
+:attr:`~StreamingFeatureExtractor.n_out_of_range_` and
+:attr:`~StreamingFeatureExtractor.n_clipped_`. Audio at another sample
 rate than the configuration's is resampled on the fly (soxr, the resampler
 :func:`speaker_id.frontend.audio.load_audio` uses) or refused.
 """
@@ -55,6 +57,7 @@ from streamgmm.numba_cache import CACHE
 
 from .config import FeatureConfig, FeatureError
 from .deltas import acceleration_weights, delta_weights, filter_valid
+from .limits import MAX_SAMPLE_MAGNITUDE, check_resampling, check_sample_rate
 from .mfcc import mfcc_from_frames
 from .normalization import cmvn
 from .spectral import frame_count, frame_signal
@@ -134,6 +137,9 @@ class StreamingFeatureExtractor:
         Frames emitted so far.
     n_nonfinite_ : int
         NaN or infinite samples replaced by zeros.
+    n_out_of_range_ : int
+        Samples beyond ``limits.MAX_SAMPLE_MAGNITUDE`` (invalid floats, whose
+        squares would overflow) replaced by zeros.
     n_clipped_ : int
         Samples with ``|x| >= CLIP_LEVEL`` (0.999): the input is likely clipping.
 
@@ -165,15 +171,15 @@ class StreamingFeatureExtractor:
             raise TypeError(f"config must be a FeatureConfig, got {type(self.config).__name__}")
         cfg = self.config
         sr = cfg.sr if sr is None else sr
-        if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
-            raise ValueError(f"sr must be a positive integer sample rate in Hz, got {sr!r}")
-        self.sr = int(sr)
+        self.sr = check_sample_rate(sr, "the stream's sample rate", error=FeatureError)
         self.resample = bool(resample)
         if self.sr != cfg.sr and not self.resample:
             raise FeatureError(
                 f"the stream is at {self.sr} Hz but the models' features are at {cfg.sr} Hz; "
-                f"resample the stream (resample=True) or send audio at {cfg.sr} Hz"
+                f"resample the stream (leave out --no-resample) or send audio at {cfg.sr} Hz"
             )
+        if self.sr != cfg.sr:
+            check_resampling(self.sr, cfg.sr, error=FeatureError)
         self.vad_memory_s = _check_seconds("vad_memory_s", vad_memory_s)
         self.cmvn_window_s = _check_seconds("cmvn_window_s", cmvn_window_s)
         if isinstance(cmvn_min_frames, bool) or not isinstance(cmvn_min_frames, (int, np.integer)) or cmvn_min_frames < 1:
@@ -221,6 +227,7 @@ class StreamingFeatureExtractor:
         self.n_frames_ = 0
         self.n_emitted_ = 0
         self.n_nonfinite_ = 0
+        self.n_out_of_range_ = 0
         self.n_clipped_ = 0
 
     @property
@@ -267,6 +274,10 @@ class StreamingFeatureExtractor:
         if bad.any():
             self.n_nonfinite_ += int(np.count_nonzero(bad))
             y[bad] = 0.0
+        huge = np.abs(y) > MAX_SAMPLE_MAGNITUDE
+        if huge.any():  # their squares would overflow the front end's sums
+            self.n_out_of_range_ += int(np.count_nonzero(huge))
+            y[huge] = 0.0
         self.n_clipped_ += int(np.count_nonzero(np.abs(y) >= CLIP_LEVEL))
         return y
 

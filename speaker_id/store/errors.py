@@ -19,6 +19,14 @@ class StoreExistsError(StoreError, FileExistsError):
     """:meth:`SpeakerStore.create` refused to overwrite an existing store or directory."""
 
 
+class StoreAccessError(StoreError, OSError):
+    """The system refused to read or write a store file (permissions, a full disk, a missing directory).
+
+    The message names the file, what the system said, and the fix; a failed
+    write leaves the store as it was.
+    """
+
+
 class StoreLockedError(StoreError, TimeoutError):
     """Another process held the store's lock for longer than the lock timeout."""
 
@@ -28,7 +36,11 @@ class ForeignModelError(StoreError, ValueError):
 
 
 class InvalidSpeakerNameError(StoreError, ValueError):
-    """A speaker name is empty or contains control characters."""
+    """A speaker name is empty, blank, or contains control characters, line separators or undecodable bytes.
+
+    The name is bad input, not a store problem: the command line exits with
+    its input code (3).
+    """
 
 
 class UnknownSpeakerError(StoreError, KeyError):

@@ -18,8 +18,9 @@ def check_speaker_name(name):
     Any text is a valid name (spaces, slashes, dots, any script) except the
     empty or all-blank string and text containing control characters
     (``\\n``, ``\\t``, ``\\x00``, ...), line or paragraph separators, or lone
-    surrogates. Names are compared after NFC normalisation, so a name typed
-    in decomposed form (``"Zoe\\u0308"``) finds the speaker enrolled as ``"Zoë"``.
+    surrogates (how Python keeps command-line bytes that are not UTF-8).
+    Names are compared after NFC normalisation, so a name typed in
+    decomposed form (``"Zoe\\u0308"``) finds the speaker enrolled as ``"Zoë"``.
 
     Parameters
     ----------
@@ -33,7 +34,8 @@ def check_speaker_name(name):
     Raises
     ------
     InvalidSpeakerNameError
-        If the name is empty, blank or contains a control character.
+        If the name is empty, blank or contains a control character, a
+        line or paragraph separator or a lone surrogate.
     TypeError
         If ``name`` is not a string.
 
@@ -49,11 +51,23 @@ def check_speaker_name(name):
     if not isinstance(name, str):
         raise TypeError(f"a speaker name must be a string, got {type(name).__name__}.")
     if not name.strip():
-        raise InvalidSpeakerNameError(f"speaker name {name!r} is empty; give the speaker a name.")
+        blank = "empty" if not name else "blank"
+        raise InvalidSpeakerNameError(f"speaker name {name!r} is {blank}; give the speaker a name.")
     for char in name:
-        if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
+        category = unicodedata.category(char)
+        if category == "Cc":
             raise InvalidSpeakerNameError(
                 f"speaker name {name!r} contains the control character U+{ord(char):04X}; use printable text."
+            )
+        if category == "Cs":
+            raise InvalidSpeakerNameError(
+                f"speaker name {name!r} contains bytes that are not UTF-8 text (U+{ord(char):04X}); type the "
+                "name in UTF-8 (check the terminal's or the script's encoding)."
+            )
+        if category in ("Zl", "Zp"):
+            raise InvalidSpeakerNameError(
+                f"speaker name {name!r} contains the {unicodedata.name(char).lower()} U+{ord(char):04X}, which "
+                "breaks lines; use printable text on one line."
             )
     return unicodedata.normalize("NFC", name)
 

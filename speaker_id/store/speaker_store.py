@@ -46,6 +46,7 @@ import difflib
 import math
 import numbers
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,11 +76,14 @@ from .files import (
     _locked,
     _now,
     _write_bytes_atomic,
+    open_store_file,
+    store_os_errors,
 )
 from .manifest import (
     BACKEND_NAME,
     LOCK_NAME,
     MANIFEST_NAME,
+    MAX_GENERATION,
     SPEAKERS_DIR,
     UBM_NAME,
     _check_adapt,
@@ -87,6 +91,9 @@ from .manifest import (
     _manifest_to_json,
     _parse_manifest,
     new_manifest,
+    read_ubm_description,
+    speaker_file_name,
+    speaker_file_name_stem,
     ubm_fingerprint,
 )
 from .names import _HASH_CHARS, check_speaker_name, speaker_file_stem
@@ -131,6 +138,10 @@ class SpeakerStore:
         If the manifest is not valid JSON or of another format version, the
         UBM file is missing or unreadable, or its parameters are not those the
         manifest records (the UBM was replaced behind the store's back).
+    StoreAccessError
+        If the system refuses to read a store file (permissions, ...); the
+        message names the file and the fix. Writes raise it too (read-only
+        store, full disk, ``.lock`` not a file) and leave the store as it was.
 
     Examples
     --------
@@ -152,12 +163,13 @@ class SpeakerStore:
     def __init__(self, path, *, lock_timeout=DEFAULT_LOCK_TIMEOUT):
         root = Path(path)
         hint = f"run `speaker-id train-ubm --store {root} ...` first"
-        if not root.exists():
-            raise NotAStoreError(f"speaker store {root} does not exist: not a speaker store; {hint}.")
-        if not root.is_dir():
-            raise NotAStoreError(f"{root} is not a directory: not a speaker store; {hint}.")
-        if not (root / MANIFEST_NAME).is_file():
-            raise NotAStoreError(f"{root} has no {MANIFEST_NAME}: not a speaker store; {hint}.")
+        with store_os_errors(root, "read"):
+            if not root.exists():
+                raise NotAStoreError(f"speaker store {root} does not exist: not a speaker store; {hint}.")
+            if not root.is_dir():
+                raise NotAStoreError(f"{root} is not a directory: not a speaker store; {hint}.")
+            if not os.path.lexists(root / MANIFEST_NAME):
+                raise NotAStoreError(f"{root} has no {MANIFEST_NAME}: not a speaker store; {hint}.")
         self._root = root
         self.lock_timeout = self._check_timeout(lock_timeout)
         self._manifest = None
@@ -276,7 +288,7 @@ class SpeakerStore:
             feature_config = FeatureConfig.from_dict(feature_config)
         if not isinstance(feature_config, FeatureConfig):
             raise TypeError(f"feature_config must be a FeatureConfig or a dict, got {type(feature_config).__name__}.")
-        n_components, n_features = int(ubm.n_components), int(ubm.n_features_in_)
+        n_features = int(ubm.n_features_in_)
         if feature_config.n_features != n_features:
             raise ValueError(
                 f"the UBM models {n_features} features per frame but the feature configuration gives "
@@ -291,6 +303,20 @@ class SpeakerStore:
             backend.extractor_.check_ubm(ubm)
 
         root = Path(path)
+        with store_os_errors(root, "write"):
+            cls._create_files(root, ubm, fingerprint, feature_config, relevance_factor, adapt, overwrite, backend,
+                              lock_timeout)
+        store = cls(root, lock_timeout=lock_timeout)
+        store._ubm, store._ubm_fp = ubm, fingerprint
+        if backend is not None:
+            store._backend, store._backend_fp = backend, fingerprint
+        return store
+
+    @classmethod
+    def _create_files(cls, root, ubm, fingerprint, feature_config, relevance_factor, adapt, overwrite, backend,
+                      lock_timeout):
+        """Write the UBM, the back end and a manifest without speakers into ``root`` (see :meth:`create`)."""
+        n_components, n_features = int(ubm.n_components), int(ubm.n_features_in_)
         if root.exists() and not root.is_dir():
             raise NotAStoreError(f"{root} exists and is not a directory; choose a directory for the speaker store.")
         root.mkdir(parents=True, exist_ok=True)
@@ -309,16 +335,39 @@ class SpeakerStore:
             description = {"fingerprint": fingerprint, "n_components": n_components, "n_features": n_features,
                            "covariance_type": ubm.covariance_type}
             manifest = new_manifest(feature_config, relevance_factor, adapt, description,
-                                    generation=(old["generation"] + 1) if old else 0,
+                                    generation=_next_generation(old),
                                     created=now, updated=now, speakers={},
                                     backend="gmm" if backend is None else "ivector")
             _write_bytes_atomic(root / MANIFEST_NAME, _manifest_to_json(manifest))
             _clean_orphans(root, manifest)
-        store = cls(root, lock_timeout=lock_timeout)
-        store._ubm, store._ubm_fp = ubm, fingerprint
-        if backend is not None:
-            store._backend, store._backend_fp = backend, fingerprint
-        return store
+
+    @classmethod
+    def check_can_create(cls, path, overwrite=False):
+        """Refuse early what :meth:`create` would refuse after the UBM is trained.
+
+        Parameters
+        ----------
+        path : str or Path
+        overwrite : bool, default False
+
+        Raises
+        ------
+        StoreExistsError, NotAStoreError
+            As :meth:`create` would.
+        StoreAccessError
+            If no file can be created where the store would be.
+        """
+        root = Path(path)
+        with store_os_errors(root, "write"):
+            if root.exists() and not root.is_dir():
+                raise NotAStoreError(f"{root} exists and is not a directory; choose a directory for the speaker store.")
+            if root.is_dir():
+                cls._existing_contents(root, overwrite)
+            existing = next(p for p in (root, *root.absolute().parents) if p.exists())
+            if not existing.is_dir():
+                raise NotAStoreError(f"{existing} is not a directory; choose another place for the speaker store.")
+            with tempfile.TemporaryFile(dir=existing):
+                pass
 
     @staticmethod
     def _existing_contents(root, overwrite):
@@ -330,7 +379,8 @@ class SpeakerStore:
         old = None
         if manifest_path.is_file():
             try:
-                old = _parse_manifest(manifest_path.read_bytes(), root)
+                with open_store_file(manifest_path, root, MANIFEST_NAME) as handle:
+                    old = _parse_manifest(handle.read(), root)
             except InvalidStoreError:
                 old = None
         if overwrite:
@@ -374,9 +424,10 @@ class SpeakerStore:
             path = self._root / UBM_NAME
             if not path.is_file():
                 raise self._missing_ubm()
+            self._check_readable(path, "UBM file")
             try:
                 model = load_model(path)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise InvalidStoreError(
                     f"the UBM of speaker store {self._root} is unreadable ({exc}); {self._ubm_fix()}."
                 ) from None
@@ -414,12 +465,13 @@ class SpeakerStore:
             fix = f"rebuild the store with `speaker-id train-ubm --store {self._root} --backend ivector --overwrite`"
             if not path.is_file():
                 raise InvalidStoreError(f"speaker store {self._root} has no {BACKEND_NAME}; {fix}.")
+            self._check_readable(path, "back-end file")
             try:
                 source = f"back-end file {path}"
                 fields = {**IvectorBackend.file_fields(), "ubm_fingerprint": _FINGERPRINT_FIELD}
                 arrays = read_npz(path, fields, kind=BACKEND_KIND, source=source)
                 backend = IvectorBackend.from_arrays(arrays, source=source)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise InvalidStoreError(f"{exc} The store's back end is unusable: {fix}.") from None
             stored = str(arrays["ubm_fingerprint"]) if "ubm_fingerprint" in arrays else None
             if stored != expected:
@@ -532,7 +584,10 @@ class SpeakerStore:
             store's (re-enroll the speaker with ``mode="replace"``).
         InvalidStoreError
             If the speaker file is missing, truncated, of another kind, holds
-            non-finite values or was written for another speaker.
+            non-finite values, no frames, counts that disagree with the
+            manifest or with each other, or was written for another speaker.
+        StoreAccessError
+            If the system refuses to read it.
 
         Examples
         --------
@@ -618,7 +673,7 @@ class SpeakerStore:
     def _vector_sum(self, backend, stats, arrays, name):
         if "ivector_sum" not in arrays:
             return backend.vectors([stats])[0], 1
-        fix = f"re-enroll {name!r} (enroll with --replace) or remove it"
+        fix = _speaker_fix(name)
         vector_sum, count = arrays["ivector_sum"], arrays.get("ivector_count")
         if (vector_sum.shape != (backend.lda_dim_,) or vector_sum.dtype.kind != "f"
                 or not np.isfinite(vector_sum).all()):
@@ -634,7 +689,7 @@ class SpeakerStore:
 
     def _read_speaker(self, manifest, name, entry):
         root_fp = manifest["ubm"]["fingerprint"]
-        fix = f"re-enroll {name!r} (enroll_stats with mode='replace') or remove it"
+        fix = _speaker_fix(name)
         if entry["ubm_fingerprint"] != root_fp:
             raise ForeignModelError(
                 f"the speaker model of {name!r} in store {self._root} belongs to another UBM (fingerprint "
@@ -642,14 +697,16 @@ class SpeakerStore:
             )
         path = self._root / SPEAKERS_DIR / entry["file"]
         if not path.is_file():
+            self._check_speakers_directory()
             raise _SpeakerFileMissing(
                 f"the statistics file {path} of speaker {name!r} is missing; the store is damaged: {fix}."
             )
+        self._check_readable(path, "statistics file")
         try:
             source = f"statistics file {path}"
             arrays = read_npz(path, SPEAKER_FILE_FIELDS, kind=STATS_KIND, source=source)
             stats = SufficientStats.from_arrays(arrays, source=source)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             if not path.is_file():
                 raise _SpeakerFileMissing(
                     f"the statistics file {path} of speaker {name!r} is missing; the store is damaged: {fix}."
@@ -667,8 +724,30 @@ class SpeakerStore:
             raise InvalidStoreError(
                 f"the statistics file {path} holds speaker {stored_name!r}, not {name!r}; the store is damaged: {fix}."
             )
-        self._check_stats(stats, manifest, what=f"the statistics file {path} of speaker {name!r}", fix=fix)
+        what = f"the statistics file {path} of speaker {name!r}"
+        self._check_stats(stats, manifest, what=what, fix=fix)
+        self._check_against_entry(stats, arrays, entry, what, fix)
         return stats, arrays
+
+    @staticmethod
+    def _check_against_entry(stats, arrays, entry, what, fix):
+        """Cross-check what the manifest and the speaker's file both say: frames, utterances, i-vectors."""
+        if not stats.n_frames > 0:
+            raise InvalidStoreError(f"{what} holds no frames: a speaker without statistics can never be scored: {fix}.")
+        if not np.isclose(stats.n_frames, entry["n_frames"], rtol=1e-9, atol=1e-6):
+            raise InvalidStoreError(
+                f"{what} holds {stats.n_frames:.6g} frames but the manifest records {entry['n_frames']:.6g}; one "
+                f"of them was altered: {fix}."
+            )
+        if entry["n_utterances"] < 1:
+            raise InvalidStoreError(f"the manifest records no utterance for {what}: {fix}.")
+        count = arrays.get("ivector_count")
+        if (count is not None and count.shape == () and count.dtype.kind in "iu"
+                and int(count) > entry["n_utterances"]):
+            raise InvalidStoreError(
+                f"{what} holds the i-vectors of {int(count)} utterances but the manifest records "
+                f"{entry['n_utterances']}; one of them was altered: {fix}."
+            )
 
     def _check_stats(self, stats, manifest, what, fix, invalid=InvalidStoreError):
         ubm = manifest["ubm"]
@@ -685,6 +764,12 @@ class SpeakerStore:
             raise invalid(f"{what} holds non-finite values: {fix}.")
         if np.any(stats.zeroth < 0) or stats.n_frames < 0:
             raise invalid(f"{what} holds negative counts: {fix}.")
+        counted = float(stats.zeroth.sum())
+        if not np.isclose(counted, stats.n_frames, rtol=1e-6, atol=1e-6):
+            raise invalid(
+                f"{what} holds soft counts summing to {counted:.6g} for {stats.n_frames:.6g} frames (each frame "
+                f"counts once): they are not a UBM's statistics: {fix}."
+            )
 
     # --------------------------------------------------------------- writing
     def enroll_stats(self, name, stats, n_utterances=1, mode="add", *, vectors=None, ubm_fingerprint=None):
@@ -735,8 +820,12 @@ class SpeakerStore:
             (re-enroll with ``mode="replace"``).
         StoreLockedError
             If another process holds the lock for longer than ``lock_timeout``.
+        StoreAccessError
+            If the system refuses the write (read-only store, full disk, ...);
+            nothing is changed.
         ValueError
-            If ``stats`` hold non-finite values or no frames, or the name is invalid.
+            If ``stats`` hold non-finite values, no frames, or soft counts that
+            do not sum to the frame count, or the name is invalid.
         """
         name = check_speaker_name(name)
         if mode not in ("add", "replace"):
@@ -750,14 +839,14 @@ class SpeakerStore:
         if ubm_fingerprint is not None and ubm_fingerprint != expected_fp:
             raise ForeignModelError(
                 f"the statistics for {name!r} were accumulated against UBM {str(ubm_fingerprint)[:12]}..., "
-                f"not the store's UBM {expected_fp[:12]}...; accumulate them with store.ubm."
+                f"not the store's UBM {expected_fp[:12]}...; accumulate them with the store's UBM (store.ubm)."
             )
         what = f"the statistics given for {name!r}"
+        if not stats.n_frames > 0:
+            raise ValueError(f"{what} cover no frames; there is nothing to enroll (did the VAD drop every frame?).")
         self._check_stats(
             stats, seen, what=what, fix="accumulate them with the store's UBM (store.ubm)", invalid=ValueError
         )
-        if not stats.n_frames > 0:
-            raise ValueError(f"{what} cover no frames; there is nothing to enroll (did the VAD drop every frame?).")
         backend = self.ivector_backend if seen["backend"] == "ivector" else None
         if backend is None and vectors is not None:
             raise ValueError(f"store {self._root} uses the gmm back end, which keeps no i-vectors; "
@@ -772,6 +861,7 @@ class SpeakerStore:
                                  f"values (one per utterance), got shape {vectors.shape}.")
 
         with self._transaction() as manifest:
+            self._check_speakers_directory()
             if manifest["ubm"]["fingerprint"] != expected_fp:
                 raise ForeignModelError(
                     f"the UBM of store {self._root} was replaced by another process while {name!r} was being "
@@ -789,8 +879,8 @@ class SpeakerStore:
             else:
                 total, n_total = stats.copy(), int(n_utterances)
             generation = manifest["generation"] + 1
-            stem = old["file"].rsplit(".g", 1)[0] if old is not None else self._new_stem(name, manifest)
-            file_name = f"{stem}.g{generation}.npz"
+            stem = speaker_file_name_stem(old["file"]) if old is not None else self._new_stem(name, manifest)
+            file_name = speaker_file_name(stem, generation)
             arrays = total.to_arrays()
             arrays["speaker_name"] = np.array(name)
             arrays["ubm_fingerprint"] = np.array(expected_fp)
@@ -843,7 +933,7 @@ class SpeakerStore:
         return float(value)
 
     def _new_stem(self, name, manifest):
-        used = {entry["file"].rsplit(".g", 1)[0] for entry in manifest["speakers"].values()}
+        used = {speaker_file_name_stem(entry["file"]) for entry in manifest["speakers"].values()}
         for chars in (_HASH_CHARS, 20, 32, 64):
             stem = speaker_file_stem(name, chars)
             if stem not in used:
@@ -853,21 +943,22 @@ class SpeakerStore:
     def _refresh(self, force=False):
         """Re-read the manifest if it changed on disk, check the UBM file; return whether it changed."""
         path = self._root / MANIFEST_NAME
-        try:
-            if not force and self._signature is not None:
-                if _file_signature(os.stat(path)) == self._signature:
-                    self._verify_ubm_file(self._manifest["ubm"]["fingerprint"])
-                    return False
-            with open(path, "rb") as handle:
-                signature = _file_signature(os.fstat(handle.fileno()))
-                data = handle.read()
-        except FileNotFoundError:
-            raise NotAStoreError(
-                f"{self._root} has no {MANIFEST_NAME} any more: not a speaker store; "
-                f"run `speaker-id train-ubm --store {self._root} ...` first."
-            ) from None
-        manifest = _parse_manifest(data, self._root)
-        self._verify_ubm_file(manifest["ubm"]["fingerprint"])
+        with store_os_errors(self._root, "read"):
+            try:
+                if not force and self._signature is not None:
+                    if _file_signature(os.stat(path)) == self._signature:
+                        self._verify_ubm_file(self._manifest["ubm"])
+                        return False
+                with open_store_file(path, self._root, MANIFEST_NAME) as handle:
+                    signature = _file_signature(os.fstat(handle.fileno()))
+                    data = handle.read()
+            except FileNotFoundError:
+                raise NotAStoreError(
+                    f"{self._root} has no {MANIFEST_NAME} any more: not a speaker store; "
+                    f"run `speaker-id train-ubm --store {self._root} ...` first."
+                ) from None
+            manifest = _parse_manifest(data, self._root)
+            self._verify_ubm_file(manifest["ubm"])
         changed = manifest != self._manifest
         self._manifest, self._signature = manifest, signature
         return changed
@@ -876,8 +967,13 @@ class SpeakerStore:
         self._refresh()
         return self._manifest
 
-    def _verify_ubm_file(self, expected):
-        """Check that ubm.npz holds the UBM of fingerprint ``expected`` (hashed again only if the file changed)."""
+    def _verify_ubm_file(self, recorded):
+        """Check that ubm.npz holds the UBM the manifest describes (hashed again only if the file changed).
+
+        ``recorded`` is the manifest's ``ubm`` entry: fingerprint, components,
+        features and covariance type.
+        """
+        expected = recorded["fingerprint"]
         path = self._root / UBM_NAME
         try:
             signature = _file_signature(os.stat(path))
@@ -885,15 +981,42 @@ class SpeakerStore:
             raise self._missing_ubm() from None
         if self._ubm_verified == (signature, expected):
             return
+        self._check_readable(path, "UBM file")
         try:
-            found = ubm_fingerprint(path)
+            found = read_ubm_description(path)
         except ValueError as exc:
             raise InvalidStoreError(
                 f"the UBM of speaker store {self._root} is unreadable ({exc}); {self._ubm_fix()}."
             ) from None
-        if found != expected:
-            raise self._replaced_ubm(found, expected)
+        if found["fingerprint"] != expected:
+            raise self._replaced_ubm(found["fingerprint"], expected)
+        differ = [key for key in ("n_components", "n_features", "covariance_type") if found[key] != recorded[key]]
+        if differ:
+            said = ", ".join(f"{key} {recorded[key]!r}" for key in differ)
+            held = ", ".join(f"{key} {found[key]!r}" for key in differ)
+            raise InvalidStoreError(
+                f"the manifest of speaker store {self._root} records a UBM with {said} but {UBM_NAME} has {held}; "
+                f"the manifest was altered: restore it from a backup, or rebuild the store with `speaker-id "
+                f"train-ubm --store {self._root} --overwrite` and re-enroll the speakers."
+            )
         self._ubm_verified = (signature, expected)
+
+    def _check_readable(self, path, what):
+        """Open and close a store file, so that a FIFO, a device or a permission problem is named as such.
+
+        (A file reader would otherwise say "not a zip archive", or wait forever on a FIFO.)
+        """
+        with store_os_errors(self._root, "read"):
+            open_store_file(path, self._root, what).close()
+
+    def _check_speakers_directory(self):
+        directory = self._root / SPEAKERS_DIR
+        if not directory.is_dir():
+            raise InvalidStoreError(
+                f"speaker store {self._root} has no {SPEAKERS_DIR}/ directory, where speakers are kept; the store "
+                f"is damaged: restore it from a backup, or create the directory (mkdir {directory}) and re-enroll "
+                "the speakers it held."
+            )
 
     def _ubm_fix(self):
         return (
@@ -929,8 +1052,8 @@ class SpeakerStore:
 
     @contextmanager
     def _transaction(self):
-        """Hold the store's lock and yield the manifest as re-read under it."""
-        with _locked(self._root, self.lock_timeout):
+        """Hold the store's lock and yield the manifest as re-read under it; word the system's refusals."""
+        with store_os_errors(self._root, "write"), _locked(self._root, self.lock_timeout):
             self._refresh(force=True)
             yield self._manifest
 
@@ -938,5 +1061,24 @@ class SpeakerStore:
         """Write ``manifest`` atomically, adopt it, delete files it no longer refers to (lock held)."""
         _write_bytes_atomic(self._root / MANIFEST_NAME, _manifest_to_json(manifest))
         self._manifest = manifest
-        self._signature = _file_signature(os.stat(self._root / MANIFEST_NAME))
+        try:
+            self._signature = _file_signature(os.stat(self._root / MANIFEST_NAME))
+        except OSError:  # committed all the same; the next read re-reads the manifest
+            self._signature = None
         _clean_orphans(self._root, manifest)
+
+
+def _next_generation(old_manifest):
+    """The write counter of a store (re)created over ``old_manifest`` (None: a new store).
+
+    It goes on from the old store's, so no file name is reused, and starts
+    again at 0 in the one case where it could not go on.
+    """
+    if old_manifest is None or old_manifest["generation"] >= MAX_GENERATION:
+        return 0
+    return old_manifest["generation"] + 1
+
+
+def _speaker_fix(name):
+    """How to repair one speaker, in the command line's words (library users: ``enroll_stats(mode="replace")``)."""
+    return f"re-enroll {name!r} (speaker-id enroll --replace) or remove it (speaker-id remove)"
