@@ -19,7 +19,7 @@ from .frontend.extraction import extract_files
 from .models.adaptation import speaker_stats
 from .models.ivector_backend import IvectorBackend, training_sessions
 from .models.ubm import FeatureCache, fit_ubm
-from .store import SpeakerStore
+from .store import SpeakerStore, check_speaker_name
 
 
 def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None, ivector_options=None,
@@ -62,8 +62,9 @@ def enroll_files(store: SpeakerStore, name: str, paths: Sequence, *, mode: str =
     """Enroll (or add audio to) speaker ``name`` from audio files.
 
     Returns the store's entry for the speaker (frames, utterances, ...).
-    Nothing is written if any file fails.
+    Nothing is written if any file fails. An invalid name is refused before any audio is read.
     """
+    name = check_speaker_name(name)
     features = extract_files(list(paths), store.feature_config, n_jobs=n_jobs)
     if store.backend == "ivector":
         # a speaker is the sum of its utterances' i-vectors (measured better than one i-vector of the

@@ -462,6 +462,8 @@ def test_invalid_speaker_names_are_bad_input(store, voices, capsys, name):
     for argv in (["enroll", "--store", str(store), name, wav], ["verify", "--store", str(store), name, wav],
                  ["remove", "--store", str(store), name]):
         _expect_error(capsys, argv, 3, "speaker name")
+    # the name is refused before any audio is read: unreadable audio does not hide it
+    _expect_error(capsys, ["enroll", "--store", str(store), name, str(voices[0] / "missing.wav")], 3, "speaker name")
     assert _digest(store) == before
 
 
