@@ -378,8 +378,9 @@ def cmd_train_ubm(args, out):
 def cmd_enroll(args, out):
     from .evaluation.corpora import audio_paths
     from .operations import enroll_files
-    from .store import SpeakerStore
+    from .store import SpeakerStore, check_speaker_name
 
+    check_speaker_name(args.speaker)  # before the store and the audio are read
     store = SpeakerStore.open(args.store)
     paths = audio_paths(args.audio)
     entry = enroll_files(store, args.speaker, paths, mode="replace" if args.replace else "add")
