@@ -10,6 +10,11 @@ after one untimed warm-up (Numba compilation, BLAS thread start).
 * BLAS floor (diag only): the three float64 matrix products any diagonal EM
   iteration needs on these shapes: (N x 2D)(2D x K), R^T X and R^T X^2.
 
+A second table runs the same on float32 frames: streamgmm with
+``estep_dtype="float32"`` (float32 products for the log-densities and
+responsibilities, float64 statistics), scikit-learn on float32 input (which
+it keeps in float32), and the float32 BLAS floor.
+
 Run:  python scripts/bench_em.py            (full table, a few minutes)
       python scripts/bench_em.py --quick    (smaller shapes, seconds)
 """
@@ -80,23 +85,47 @@ def bench_shape(n, d, k, covariance_type, repeats):
         _, log_resp = theirs._e_step(X)
         theirs._m_step(X, log_resp)
 
+    X32 = X.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours32 = OnlineGMM(k, covariance_floor=0.0, min_weight=0.0, estep_dtype="float32", **common).fit(X32)
+        theirs32 = GaussianMixture(k, **common).fit(X32)
+    source32 = lambda: (X32,)  # noqa: E731
+
+    def ours32_iteration():
+        ours32._m_step(ours32._accumulate_source(source32))
+
+    start32 = {name: getattr(theirs32, name).copy() for name in ("weights_", "means_", "covariances_",
+                                                                 "precisions_cholesky_", "precisions_")}
+
+    def sklearn32_iteration():
+        # from the same state each time: in float32 its EM collapses a component within a few iterations here
+        for name, value in start32.items():
+            setattr(theirs32, name, value.copy())
+        _, log_resp = theirs32._e_step(X32)
+        theirs32._m_step(X32, log_resp)
+
     row = {"shape": f"N={n} D={d} K={k} {covariance_type}",
            "streamgmm": median_time(ours_iteration, repeats),
-           "sklearn": median_time(sklearn_iteration, repeats)}
+           "sklearn": median_time(sklearn_iteration, repeats),
+           "streamgmm32": median_time(ours32_iteration, repeats),
+           "sklearn32": median_time(sklearn32_iteration, repeats)}
     if covariance_type == "diag":
-        design = np.ascontiguousarray(np.hstack([X**2, X]))
-        W = np.random.default_rng(1).normal(size=(2 * d, k))
-        R = np.random.default_rng(2).random((n, k))
-        X2 = X**2
-        out_ll = np.empty((n, k))
-        out_s = np.empty((k, d))
+        for dtype, key in ((np.float64, "blas_floor"), (np.float32, "blas_floor32")):
+            Xd = X.astype(dtype)
+            design = np.ascontiguousarray(np.hstack([Xd**2, Xd]))
+            W = np.random.default_rng(1).normal(size=(2 * d, k)).astype(dtype)
+            R = np.random.default_rng(2).random((n, k)).astype(dtype)
+            X2 = Xd**2
+            out_ll = np.empty((n, k), dtype=dtype)
+            out_s = np.empty((k, d), dtype=dtype)
 
-        def floor():
-            np.dot(design, W, out=out_ll)
-            np.dot(R.T, X, out=out_s)
-            np.dot(R.T, X2, out=out_s)
+            def floor():
+                np.dot(design, W, out=out_ll)
+                np.dot(R.T, Xd, out=out_s)
+                np.dot(R.T, X2, out=out_s)
 
-        row["blas_floor"] = median_time(floor, repeats)
+            row[key] = median_time(floor, repeats)
     return row
 
 
@@ -157,6 +186,14 @@ def main():
         print(f"{row['shape']:32s} {row['streamgmm']:15.4f} {row['sklearn']:13.4f} "
               f"{floor if floor else float('nan'):11.4f} {row['sklearn'] / row['streamgmm']:12.1f}x "
               f"{(row['streamgmm'] / floor) if floor else float('nan'):10.2f}x")
+    print("\nfloat32 frames: streamgmm estep_dtype='float32' (float64 statistics), scikit-learn float32 input")
+    print(f"{'shape':32s} {'ours f32 s/it':>14s} {'ours f64/f32':>13s} {'sklearn f32':>12s} {'sklearn f32/ours':>17s} "
+          f"{'BLAS f32':>9s} {'ours/floor':>11s}")
+    for row in rows:
+        floor = row.get("blas_floor32")
+        print(f"{row['shape']:32s} {row['streamgmm32']:14.4f} {row['streamgmm'] / row['streamgmm32']:12.2f}x "
+              f"{row['sklearn32']:12.4f} {row['sklearn32'] / row['streamgmm32']:16.1f}x "
+              f"{floor if floor else float('nan'):9.4f} {(row['streamgmm32'] / floor) if floor else float('nan'):10.2f}x")
     print("\nPeak memory of chunked fit (diag, D=39, K=64, 50,000-frame chunks generated on the fly, 3 passes):")
     print(f"{'frames':>10s} {'data size':>10s} {'max RSS before fit':>19s} {'max RSS after fit':>18s} {'growth':>9s}")
     for n, before, after in memory:

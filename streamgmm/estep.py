@@ -12,8 +12,15 @@ array is ever built for the whole input. Per block:
   the statistics.
 
 Log-sum-exp and the responsibilities are one parallel Numba pass in between.
-Everything is float64 whatever the input dtype, and taken about the model's
-``shift`` so second moments of offset data do not cancel.
+Everything is taken about the model's ``shift`` so second moments of offset
+data do not cancel. By default every product is float64 whatever the input
+dtype; a plan built with ``dtype=np.float32`` computes the log joint
+densities (their BLAS product) and holds the responsibilities in float32,
+while the design matrix (the frames centred on the shift), the
+log-sum-exp and the statistics' product stay float64, as Kaldi keeps its
+GMM accumulators in double: a float32 sum of second moments, less the
+squared mean in the M-step, would lose up to 1e-4 of a variance and can
+make a collapsed component's variance negative.
 """
 
 from __future__ import annotations
@@ -79,9 +86,15 @@ class DensityPlan:
         Point the statistics are taken about.
     block_size : int, optional
         Rows per block; by default about 4 MiB of (rows, K) buffer.
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the per-block products (see the module notes).
     """
 
-    def __init__(self, weights, means, precisions_cholesky, covariance_type, shift, block_size=None):
+    def __init__(self, weights, means, precisions_cholesky, covariance_type, shift, block_size=None,
+                 dtype=np.float64):
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
         means = np.asarray(means, dtype=np.float64)
         self.n_components, self.n_features = k, d = means.shape
         self.covariance_type = covariance_type
@@ -100,14 +113,14 @@ class DensityPlan:
                 log_weights + log_det - 0.5 * d * _LOG_2PI
                 - 0.5 * np.sum(precisions * centred_means**2, axis=1)
             )
-            self.weight_matrix = weight_matrix
+            self.weight_matrix = weight_matrix.astype(self.dtype)
             self.design_width = 2 * d + 1
             per_row = k
         else:
             self.layout = "full"
             factors = np.broadcast_to(pc, (k, d, d)) if covariance_type == "tied" else pc
             # column k*D + j of the concatenation is column j of U_k
-            self.factors_concat = np.ascontiguousarray(factors.transpose(1, 0, 2).reshape(d, k * d))
+            self.factors_concat = np.ascontiguousarray(factors.transpose(1, 0, 2).reshape(d, k * d), dtype=self.dtype)
             self.centres = np.einsum("kd,kdj->kj", centred_means, factors)
             self.bias = np.ascontiguousarray(log_weights + log_det - 0.5 * d * _LOG_2PI)
             self.design_width = d + 1 + d * (d + 1) // 2
@@ -136,9 +149,12 @@ class DensityPlan:
         k = self.n_components
         rows = min(self.block_size, n)
         design_buf = np.empty((rows, self.design_width))
-        joint_buf = np.empty((rows, k))
+        # the design's columns the density product reads, in the plan's dtype when it is not float64
+        low = self.design_width if self.layout == "diag" else d
+        low_buf = None if self.dtype == np.float64 else np.empty((rows, low), dtype=self.dtype)
+        joint_buf = np.empty((rows, k), dtype=self.dtype)
         norm_buf = np.empty(rows)
-        whitened_buf = np.empty((rows, k * d)) if self.layout == "full" else None
+        whitened_buf = np.empty((rows, k * d), dtype=self.dtype) if self.layout == "full" else None
         for start in range(0, n, rows):
             stop = min(start + rows, n)
             b = stop - start
@@ -148,11 +164,11 @@ class DensityPlan:
             with np.errstate(over="ignore", invalid="ignore"):
                 if self.layout == "diag":
                     kernels.fill_diag(xb, self.shift, design)
-                    np.dot(design, self.weight_matrix, out=joint)
+                    np.dot(_lowered(design, low_buf), self.weight_matrix, out=joint)
                 else:
                     kernels.fill_full(xb, self.shift, design)
                     whitened = whitened_buf[:b]
-                    np.dot(design[:, :d], self.factors_concat, out=whitened)
+                    np.dot(_lowered(design[:, :d], low_buf), self.factors_concat, out=whitened)
                     kernels.full_joint(whitened, self.centres, self.bias, joint)
             if output == "responsibilities":
                 kernels.normalise(joint, log_norm)
@@ -194,6 +210,8 @@ class DensityPlan:
         partial = np.empty_like(acc)
         log_likelihood = 0.0
         for _, _, resp, log_norm, design in self._blocks(X, "responsibilities", kernels, offset):
+            if resp.dtype != np.float64:  # the statistics' product is float64 (see the module notes)
+                resp = resp.astype(np.float64)
             np.dot(resp.T, design, out=partial)
             acc += partial
             log_likelihood += float(np.sum(log_norm))
@@ -234,6 +252,15 @@ class DensityPlan:
         for start, stop, joint, _, _ in self._blocks(X, "joint"):
             out[start:stop] = np.argmax(joint, axis=1)
         return out
+
+
+def _lowered(values, buffer):
+    """``values`` copied into the front of ``buffer`` (another dtype), or ``values`` itself without one."""
+    if buffer is None:
+        return values
+    out = buffer[: values.shape[0]]
+    np.copyto(out, values, casting="same_kind")
+    return out
 
 
 def _check_log_densities(log_density, start):

@@ -166,3 +166,42 @@ def test_models_without_a_floor_save_and_load(tmp_path, fitted):
         loaded = load(path)
         assert loaded.variance_floor_ is None
         np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full", "tied", "spherical"])
+def test_float32_estep_matches_float64_even_far_from_the_origin(covariance_type):
+    """estep_dtype="float32": float32 products, float64 sums; offset data stays right thanks to the shift."""
+    import copy
+
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(6000, 5)) * [1, 2, 0.5, 1, 3] + 1e4).astype(np.float32)  # a large common offset
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = OnlineGMM(4, covariance_type=covariance_type, random_state=0, max_iter=5).fit(X)
+    fast = copy.deepcopy(model).set_params(estep_dtype="float32")
+    # the issue's tolerances: per-frame log-likelihoods of the same model within 1e-5 relative ...
+    np.testing.assert_allclose(fast.score_samples(X), model.score_samples(X), rtol=1e-5)
+    np.testing.assert_allclose(fast.predict_proba(X), model.predict_proba(X), atol=1e-4)
+    # ... and the parameters of one EM iteration from the same start within 1e-5 relative
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exact_step = copy.deepcopy(model).set_params(warm_start=True, max_iter=1).fit(X)
+        fast_step = copy.deepcopy(fast).set_params(warm_start=True, max_iter=1).fit(X)
+    np.testing.assert_allclose(fast_step.weights_, exact_step.weights_, rtol=1e-5)
+    np.testing.assert_allclose(fast_step.means_, exact_step.means_, rtol=1e-5)
+    # (relative to the covariances' scale: off-diagonal entries near zero have no relative precision)
+    np.testing.assert_allclose(fast_step.covariances_, exact_step.covariances_, rtol=1e-5,
+                               atol=1e-5 * np.abs(exact_step.covariances_).max())
+    assert fast.get_params()["estep_dtype"] == "float32"
+    with pytest.raises(ValueError, match="estep_dtype must be one of"):
+        OnlineGMM(2, estep_dtype="float16").fit(X)
+
+
+def test_float32_estep_survives_save_and_load(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 3))
+    model = OnlineGMM(3, covariance_type="diag", random_state=0, estep_dtype="float32").fit(X)
+    model.save(tmp_path / "m.npz")
+    again = load(tmp_path / "m.npz")
+    assert again.estep_dtype == "float32"
+    np.testing.assert_array_equal(again.score_samples(X), model.score_samples(X))
