@@ -36,3 +36,18 @@ def fit_ubm(n_components, n_features, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return OnlineGMM(n_components, covariance_type="diag", random_state=seed, max_iter=20).fit(X)
+
+
+def write_voices(root, n_speakers, n_utterances, seconds, *, sr, seed):
+    """WAV files of synthetic speakers, ``root/spkNNN/spkNNN_uttMMM.wav``; returns {speaker: [paths]}."""
+    import soundfile as sf
+
+    from speaker_id.demo.synth import make_corpus
+
+    by_speaker = {}
+    for utt in make_corpus(n_speakers, n_utterances, seconds, sr=sr, seed=seed):
+        path = root / utt.speaker_id / f"{utt.utt_id}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, utt.audio, sr)
+        by_speaker.setdefault(utt.speaker_id, []).append(path)
+    return by_speaker

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import write_voices
 from speaker_id.cli import main
-from speaker_id.demo.synth import make_corpus
 
 SR = 16000
 
@@ -19,13 +19,7 @@ SR = 16000
 def voices(tmp_path_factory):
     """WAV files of 10 synthetic speakers, 5 utterances each: spk000..spk003 enroll, the rest train the UBM."""
     root = tmp_path_factory.mktemp("voices")
-    by_speaker = {}
-    for utt in make_corpus(10, 5, 2.5, sr=SR, seed=3):
-        path = root / utt.speaker_id / f"{utt.utt_id}.wav"
-        path.parent.mkdir(exist_ok=True)
-        sf.write(path, utt.audio, SR)
-        by_speaker.setdefault(utt.speaker_id, []).append(path)
-    return root, by_speaker
+    return root, write_voices(root, 10, 5, 2.5, sr=SR, seed=3)
 
 
 @pytest.fixture(scope="module")

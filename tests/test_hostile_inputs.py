@@ -22,8 +22,8 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import write_voices
 from speaker_id.cli import EXIT_INPUT, EXIT_STORE, EXIT_USAGE, main
-from speaker_id.demo.synth import make_corpus
 from speaker_id.frontend.audio import AudioError, load_audio
 from speaker_id.frontend.limits import MAX_CHANNELS, MAX_SAMPLE_RATE, MAX_UPSAMPLING, MIN_SAMPLE_RATE
 from speaker_id.store import SpeakerStore, StoreError
@@ -36,13 +36,7 @@ SR = 16000
 def voices(tmp_path_factory):
     """WAV files of 6 synthetic speakers, 2 utterances each."""
     root = tmp_path_factory.mktemp("voices")
-    by_speaker = {}
-    for utt in make_corpus(6, 2, 1.5, sr=SR, seed=5):
-        path = root / utt.speaker_id / f"{utt.utt_id}.wav"
-        path.parent.mkdir(exist_ok=True)
-        sf.write(path, utt.audio, SR)
-        by_speaker.setdefault(utt.speaker_id, []).append(path)
-    return root, by_speaker
+    return root, write_voices(root, 6, 2, 1.5, sr=SR, seed=5)
 
 
 @pytest.fixture(scope="module")
