@@ -202,6 +202,10 @@ def _read_mono(audio, block_frames=1 << 16):
         if block.shape[0] == 0:
             break
         blocks.append(block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32))
+        if block.shape[0] < block_frames:  # a short read is the end of the file: no empty read to learn it
+            break
+    if len(blocks) == 1:
+        return blocks[0]
     return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 
