@@ -42,7 +42,7 @@ def test_cache_shards_hold_every_frame_in_order(tmp_path):
 
 
 def test_cache_extracts_every_batch_with_one_pool_of_workers(tmp_path, monkeypatch):
-    """Over 512 files the cache extracts in several batches; the workers are started once, not per batch."""
+    """The cache streams every file through one pool of workers, started once, in file order."""
     import concurrent.futures
 
     import speaker_id.frontend.extraction as extraction
@@ -66,7 +66,7 @@ def test_cache_extracts_every_batch_with_one_pool_of_workers(tmp_path, monkeypat
     with FeatureCache(paths, config, n_jobs=2) as cache:
         utterances = cache.utterances()
         assert len(utterances) == 600
-        for i in (0, 511, 512, 599):  # both sides of the batch boundary, in file order
+        for i in (0, 511, 512, 599):  # in file order, across tasks and shards
             np.testing.assert_array_equal(np.asarray(utterances[i]), extract_file(paths[i], config))
     assert started == [2]
 
@@ -94,3 +94,23 @@ def test_too_little_audio_for_the_components(tmp_path):
 def test_no_files():
     with pytest.raises(ValueError, match="no audio files"):
         train_ubm([], FeatureConfig())
+
+
+def test_workers_never_run_far_ahead_of_the_cache(tmp_path, monkeypatch):
+    """imap keeps at most two tasks per worker in flight, so memory does not grow with the corpus."""
+    import speaker_id.frontend.extraction as extraction
+
+    monkeypatch.setattr(extraction, "_TASK_BYTES", 1)  # one file per task
+    paths = _write_voices(tmp_path, n_files=12, sr=8000, seconds=0.3)
+    config = FeatureConfig(sr=8000, vad=False)
+    with extraction.ExtractionPool(config, n_jobs=2) as pool:
+        submitted = []
+        submit = pool._pool.submit
+        pool._pool.submit = lambda *args: submitted.append(args[1]) or submit(*args)
+        stream = pool.imap(paths)
+        first = next(stream)
+        assert len(submitted) <= 5  # 2 workers x 2 tasks, and the one sent when the first came back
+        rest = list(stream)
+    assert len(submitted) == 12
+    for got, path in zip([first] + rest, paths):
+        np.testing.assert_array_equal(got, extract_file(path, config))

@@ -52,7 +52,9 @@ and are computed once per configuration and cached.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import itertools
 import multiprocessing
 import os
 from itertools import repeat
@@ -192,6 +194,30 @@ def _noop(_):
     return None
 
 
+def _worker_extract_many(paths, config):
+    return [extract_file(path, config) for path in paths]
+
+
+# Audio bytes per task of ExtractionPool.imap: about a minute of 16 kHz 16-bit audio.
+_TASK_BYTES = 2_000_000
+
+
+def _tasks_by_size(paths):
+    """Consecutive runs of ``paths`` holding about ``_TASK_BYTES`` of files each (one file at least)."""
+    task, size = [], 0
+    for path in paths:
+        try:
+            size += os.stat(path).st_size
+        except OSError:  # extraction names the problem
+            pass
+        task.append(path)
+        if size >= _TASK_BYTES:
+            yield task
+            task, size = [], 0
+    if task:
+        yield task
+
+
 def extract_files(
     paths: Sequence[PathLike],
     config: Optional[FeatureConfig] = None,
@@ -322,6 +348,44 @@ class ExtractionPool:
         chunksize = max(1, min(64, len(paths) // (8 * self.n_jobs)))
         try:
             return list(self._pool.map(_worker_extract, paths, repeat(self.config), chunksize=chunksize))
+        except BaseException:
+            self.close(cancel=True)
+            raise
+
+    def imap(self, paths: Sequence[PathLike]):
+        """Features of ``paths``, in order, one file at a time, with little work in flight.
+
+        What :class:`~speaker_id.models.ubm.FeatureCache` needs to write a
+        corpus to disk in bounded memory: files go to the workers in tasks of
+        about :data:`_TASK_BYTES` of audio (one file at least), at most two
+        tasks per worker at a time, so memory holds a few tasks' features
+        whatever the number and length of the files.
+
+        Yields
+        ------
+        np.ndarray of shape (n_kept_frames_i, config.n_features), float32
+
+        Raises
+        ------
+        AudioError, FeatureError
+            The first failure, naming its file; remaining work is cancelled.
+        """
+        paths = [os.fspath(p) for p in paths]
+        if self._pool is None:
+            for path in paths:
+                yield extract_file(path, self.config)
+            return
+        tasks = iter(_tasks_by_size(paths))
+        in_flight = collections.deque()
+        try:
+            for task in itertools.islice(tasks, 2 * self.n_jobs):
+                in_flight.append(self._pool.submit(_worker_extract_many, task, self.config))
+            while in_flight:
+                results = in_flight.popleft().result()
+                task = next(tasks, None)
+                if task is not None:
+                    in_flight.append(self._pool.submit(_worker_extract_many, task, self.config))
+                yield from results
         except BaseException:
             self.close(cancel=True)
             raise
