@@ -4,6 +4,7 @@ In flow order:
 
 * :mod:`~speaker_id.models.ubm`: the universal background model, by out-of-core or online EM over the training frames.
 * :mod:`~speaker_id.models.adaptation`: a speaker's statistics under the UBM and its MAP-adapted GMM.
+* :mod:`~speaker_id.models.model_files`: one pickle-free ``.npz`` file per model (``save`` / ``load``).
 * :mod:`~speaker_id.models.ivector`: the total-variability model, i-vectors from the same statistics.
 * :mod:`~speaker_id.models.plda`: length normalisation, LDA, two-covariance PLDA, cosine scores.
 * :mod:`~speaker_id.models.ivector_backend`: the i-vector back end as one model (extractor, LDA, PLDA).

@@ -44,7 +44,9 @@ from scipy.linalg import lapack
 from sklearn.base import BaseEstimator
 
 from streamgmm import NotFittedError, OnlineGMM, SufficientStats
-from streamgmm.io import array, check_header, header, read_npz, scalar, write_npz_atomic
+from streamgmm.io import array, check_header, header, scalar
+
+from .model_files import NpzModelFile
 
 EXTRACTOR_KIND = "speaker_id.IvectorExtractor"
 STATS_KIND = "speaker_id.IvectorStats"
@@ -403,7 +405,7 @@ def estimate_total_variability(ivector_stats, previous, *, min_divergence=True):
 
 
 # ------------------------------------------------------------- subspace model
-class SubspaceModel(BaseEstimator):
+class SubspaceModel(NpzModelFile, BaseEstimator):
     """What the i-vector extractor and ISV share: a (K, D, R) subspace in a diagonal UBM's normalised space.
 
     A subclass names the attribute holding the subspace (``_MATRIX``), itself
@@ -592,16 +594,6 @@ class SubspaceModel(BaseEstimator):
             "objective": array("real", "n_iterations"),
             "n_iter": scalar("real"),
         }
-
-    def save(self, path):
-        """Write the model to one ``.npz`` file (atomically, no pickle)."""
-        write_npz_atomic(path, self.to_arrays())
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by :meth:`save`; only its members are read, each validated."""
-        source = f"{cls._WHAT} file {path}"
-        return cls.from_arrays(read_npz(path, cls.file_fields(), kind=cls._KIND, source=source), source=source)
 
 
 # ---------------------------------------------------------------- extractor

@@ -96,7 +96,9 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from streamgmm import ConvergenceWarning, NotFittedError
-from streamgmm.io import array, check_header, header, read_npz, scalar, write_npz_atomic
+from streamgmm.io import array, check_header, header, scalar
+
+from .model_files import NpzModelFile
 
 LDA_KIND = "speaker_id.LDA"
 PLDA_KIND = "speaker_id.PLDA"
@@ -228,22 +230,12 @@ def _group(X, index, n_classes):
     return counts, means, centred.T @ centred
 
 
-class _Params(BaseEstimator):
+class _Params(NpzModelFile, BaseEstimator):
     """Parameter conventions, the fitted check and pickle-free files shared by LDA and PLDA."""
 
     def _check_is_fitted(self):
         if getattr(self, "mean_", None) is None:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit or from_arrays first.")
-
-    def save(self, path):
-        """Write the model to one ``.npz`` file (atomically, no pickle)."""
-        write_npz_atomic(path, self.to_arrays())
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by :meth:`save`; only its members are read, each validated."""
-        source = f"{cls.__name__} file {path}"
-        return cls.from_arrays(read_npz(path, cls.file_fields(), kind=cls._KIND, source=source), source=source)
 
 
 def _read_fields(arrays, names, source):
