@@ -44,8 +44,8 @@ from ._validation import (
 from .estep import DensityPlan, stats_from_responsibilities
 from .init import (
     INIT_METHODS,
-    ReservoirSample,
     RunningMoments,
+    UniformSample,
     initial_responsibilities,
     split_initialisation,
 )
@@ -144,6 +144,44 @@ def _coalesced(chunks, n_features, min_rows):
             pending, pending_rows = [], 0
     if pending:
         yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+
+
+class LocalPasses:
+    """Passes over the chunks of a source in this process (batch EM's data access).
+
+    Parameters
+    ----------
+    source : callable
+        Returns a fresh iterable of chunks (see :func:`chunk_source`).
+    """
+
+    def __init__(self, source):
+        self.source = source
+
+    def scan(self, size, seed):
+        """One pass: a :class:`UniformSample` of ``size`` rows and the rows' :class:`RunningMoments`."""
+        moments = RunningMoments()
+        sample = UniformSample(size, seed)
+        n_features = None
+        for i, chunk in enumerate(self.source()):
+            chunk = check_frames(chunk, n_features=n_features, name=f"chunk {i}")
+            n_features = chunk.shape[1]
+            moments.add(chunk)
+            sample.add(chunk)
+        if moments.count == 0:
+            raise ValueError("X holds no chunks; pass at least one chunk of frames.")
+        return sample.sample(), moments
+
+    def accumulate(self, model):
+        """The statistics of every row under ``model``'s current parameters (one E-step)."""
+        plan = model._density_plan()
+        total = None
+        for block in _coalesced(self.source(), model.n_features_in_, plan.block_size):
+            stats = plan.accumulate(block)
+            total = stats if total is None else total + stats
+        if total is None:
+            raise ValueError("X holds no chunks; pass at least one chunk of frames.")
+        return total
 
 
 class OnlineGMM(DensityMixin, BaseEstimator):
@@ -568,20 +606,6 @@ class OnlineGMM(DensityMixin, BaseEstimator):
         self._set_parameters(weights, means, covariances, source="initial parameters")
         self._running_stats = None
 
-    def _scan(self, source):
-        """One pass: global moments and a reservoir sample for initialisation."""
-        moments = RunningMoments()
-        reservoir = ReservoirSample(self._fit_init_size(), self._rng_state())
-        n_features = None
-        for i, chunk in enumerate(source()):
-            chunk = check_frames(chunk, n_features=n_features, name=f"chunk {i}")
-            n_features = chunk.shape[1]
-            moments.add(chunk)
-            reservoir.add(chunk)
-        if moments.count == 0:
-            raise ValueError("X holds no chunks; pass at least one chunk of frames.")
-        return reservoir.sample(), moments
-
     # -------------------------------------------------------------- M-step
     def _m_step(self, stats, source="M-step"):
         """Estimate parameters from ``stats`` and install them (see :meth:`_estimate`)."""
@@ -633,29 +657,23 @@ class OnlineGMM(DensityMixin, BaseEstimator):
             ) from None
         return self._checked_parameters(weights, means, covariances, source)
 
-    def _accumulate_source(self, source):
-        plan = self._density_plan()
-        total = None
-        for block in _coalesced(source(), self.n_features_in_, plan.block_size):
-            stats = plan.accumulate(block)
-            if total is None:
-                total = stats
-            else:
-                total += stats
-        if total is None:
-            raise ValueError("X holds no chunks; pass at least one chunk of frames.")
-        return total
-
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, client=None):
         """Batch EM over ``X``, one pass over the chunks per iteration.
 
         Parameters
         ----------
         X : array-like of shape (n_frames, n_features), a re-iterable of such
             chunks (list, tuple, dataset object), or a callable returning a
-            fresh iterable of chunks on each call
+            fresh iterable of chunks on each call. With ``client``: a list of
+            chunk sources (see :func:`streamgmm.distributed.fit`).
         y : ignored
+        client : dask.distributed.Client, optional
+            Run the E-step on the workers of a Dask cluster: each source is
+            loaded once and kept on a worker, each iteration maps the E-step
+            over them and sums the statistics in a tree, the M-step runs
+            here. The result equals ``fit`` in one process on the same rows
+            (to rounding). Needs the ``dask`` extra.
 
         Returns
         -------
@@ -668,35 +686,51 @@ class OnlineGMM(DensityMixin, BaseEstimator):
             fails numerically. The model is then as it was before ``fit``.
         """
         self._validate_params()
-        source = chunk_source(X)
+        if client is not None:
+            from .distributed import fit as fit_on_cluster
+
+            return fit_on_cluster(self, X, client)
+        passes = LocalPasses(chunk_source(X))
         with self._unchanged_on_error("fit"):
-            self._fit(source)
+            self._fit(passes)
             self._keep_feature_names(X)
+        self._warn_if_not_converged()
+        return self
+
+    def _warn_if_not_converged(self):
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
                 f"EM did not converge in max_iter={self.max_iter} iterations (last change of the "
                 f"lower bound above tol={self.tol}); increase max_iter or tol, or check the data.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return self
 
-    def _fit(self, source):
-        """The body of :meth:`fit`: initialisations, EM passes, the best result kept."""
+    def _fit(self, passes):
+        """The body of :meth:`fit`: initialisations, EM passes, the best result kept.
+
+        Parameters
+        ----------
+        passes : LocalPasses or streamgmm.distributed.ClusterPasses
+            Runs the passes over the data: ``scan(size, seed)`` returns a
+            uniform sample of the rows and their moments, ``accumulate(model)``
+            one E-step's statistics.
+        """
         do_init = not (self.warm_start and self._is_fitted())
         n_init = self.n_init if do_init else 1
         rng = self._rng_state()
         best = None
         for init in range(n_init):
             if do_init:
-                sample, moments = self._scan(source)
+                seed = int(rng.integers(0, 2**64, dtype=np.uint64))
+                sample, moments = passes.scan(self._fit_init_size(), seed)
                 self._initialise(sample, moments.mean, moments.variance, rng)
             lower_bound = -np.inf if do_init else self.lower_bound_
             history, converged, last_stats = [], False, None
             started = time.perf_counter()
             for n_iter in range(1, self.max_iter + 1):
                 previous = lower_bound
-                last_stats = self._accumulate_source(source)
+                last_stats = passes.accumulate(self)
                 lower_bound = last_stats.log_likelihood / last_stats.n_frames
                 self._m_step(last_stats)
                 history.append(lower_bound)

@@ -29,45 +29,97 @@ from .parameters import precisions_cholesky_from_covariances
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "split")
 
 
-class ReservoirSample:
-    """A uniform sample of ``size`` rows from a stream of chunks (algorithm R).
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
 
-    The draws depend only on the row order, not on how the rows are cut
-    into chunks, so the same data give the same sample in one array or many.
+
+def row_keys(seed, first_row, n_rows):
+    """Pseudo-random 64-bit keys of rows ``first_row .. first_row + n_rows - 1`` (splitmix64 of the index).
+
+    A bijection of the row index for a given seed, so no two rows share a key.
+
+    Parameters
+    ----------
+    seed : int in [0, 2**64)
+    first_row, n_rows : int
+
+    Returns
+    -------
+    ndarray of shape (n_rows,), uint64
+    """
+    index = np.arange(first_row, first_row + n_rows, dtype=np.uint64)
+    z = index * _GOLDEN + np.uint64(seed)
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+class UniformSample:
+    """A uniform sample of ``size`` rows of a stream: the rows with the smallest hashed keys.
+
+    Each row's key depends only on the seed and the row's index in the whole
+    stream (:func:`row_keys`), so the sample is the same however the rows
+    are cut into chunks, in whatever order the chunks are added, and however
+    partial samples are merged: workers of a cluster can each sample their
+    own chunks (given each chunk's first row index) and the merged sample
+    equals one process's.
 
     Parameters
     ----------
     size : int
-    rng : numpy.random.Generator
+    seed : int in [0, 2**64)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(20.0).reshape(10, 2)
+    >>> whole = UniformSample(4, seed=7); whole.add(X)
+    >>> a, b = UniformSample(4, seed=7), UniformSample(4, seed=7)
+    >>> a.add(X[:3]); b.add(X[3:], first_row=3)
+    >>> bool(np.array_equal(a.merge(b).sample(), whole.sample()))
+    True
     """
 
-    def __init__(self, size, rng):
+    def __init__(self, size, seed):
         self.size = int(size)
-        self.rng = rng
+        self.seed = int(seed)
         self.rows = None
+        self.keys = np.empty(0, dtype=np.uint64)
+        self.index = np.empty(0, dtype=np.int64)
         self.seen = 0
 
-    def add(self, chunk):
-        chunk = np.asarray(chunk, dtype=np.float64)
+    def add(self, chunk, first_row=None):
+        """Offer the rows of ``chunk``, whose first row has index ``first_row`` (default: rows seen so far)."""
+        chunk = np.asarray(chunk)
+        first = self.seen if first_row is None else int(first_row)
         n = chunk.shape[0]
-        if self.rows is None:
-            self.rows = np.empty((self.size, chunk.shape[1]))
-        fill = max(0, min(self.size - self.seen, n))
-        if fill:
-            self.rows[self.seen : self.seen + fill] = chunk[:fill]
-        if fill < n:
-            positions = np.arange(self.seen + fill, self.seen + n)
-            slots = self.rng.integers(0, positions + 1)
-            kept = np.flatnonzero(slots < self.size)
-            # where one slot is drawn twice in a chunk, the later row wins
-            _, last_reversed = np.unique(slots[kept][::-1], return_index=True)
-            kept = kept[len(kept) - 1 - last_reversed]
-            self.rows[slots[kept]] = chunk[fill + kept]
+        keys = row_keys(self.seed, first, n)
+        take = np.arange(n) if n <= self.size else np.argpartition(keys, self.size - 1)[: self.size]
+        self._keep(np.asarray(chunk[take], dtype=np.float64), keys[take], first + take)
         self.seen += n
 
+    def merge(self, other):
+        """The sample of both streams' rows (each row index must belong to one of them); returns self."""
+        if other.rows is not None:
+            self._keep(other.rows, other.keys, other.index)
+        self.seen += other.seen
+        return self
+
+    def _keep(self, rows, keys, index):
+        if self.rows is not None:
+            rows = np.concatenate([self.rows, rows])
+            keys = np.concatenate([self.keys, keys])
+            index = np.concatenate([self.index, index])
+        if len(keys) > self.size:
+            take = np.argpartition(keys, self.size - 1)[: self.size]
+            rows, keys, index = rows[take], keys[take], index[take]
+        order = np.argsort(index, kind="stable")  # stream order, whatever the merge order
+        self.rows, self.keys, self.index = rows[order], keys[order], index[order]
+
     def sample(self):
-        """The sampled rows, shape (min(size, rows seen), n_features)."""
-        return self.rows[: min(self.size, self.seen)]
+        """The sampled rows in stream order, shape (min(size, rows seen), n_features)."""
+        return self.rows
 
 
 class RunningMoments:
@@ -91,6 +143,20 @@ class RunningMoments:
         self.mean = self.mean + delta * (n / total)
         self.m2 = self.m2 + m2 + delta**2 * (self.count * n / total)
         self.count = total
+
+    def merge(self, other):
+        """The moments of both streams (Chan's pairwise update); returns self."""
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            self.count, self.mean, self.m2 = other.count, other.mean, other.m2
+            return self
+        total = self.count + other.count
+        delta = other.mean - self.mean
+        self.mean = self.mean + delta * (other.count / total)
+        self.m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / total)
+        self.count = total
+        return self
 
     @property
     def variance(self):

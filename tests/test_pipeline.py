@@ -144,13 +144,14 @@ def test_kaldi_protocol_refuses_a_missing_part(tmp_path):
 @needs_data
 def test_fsdd_protocol_meets_the_floors():
     # Floors, not the measured figures (README): the hand-built scikit-learn +
-    # librosa GMM-UBM of the issue reaches 99.0 % accuracy and 1.67 % EER.
+    # librosa GMM-UBM of the issue reaches 99.0 % accuracy and 1.67 % EER. The UBM's
+    # seed alone moves our EER between 0.33 % and 1.07 % (seeds 0-3), so the floor
+    # is the baseline's figure, not a lucky seed's.
     result = evaluate("fsdd", DATASETS / "fsdd" / "recordings", n_jobs=2)
     assert result.norm == "none"  # its training speakers are its test speakers: no honest cohort
     assert result.n_test_utterances == 300 and len(result.trials) == 1800
     assert sum(t[3] for t in result.trials) == 300
     assert result.accuracy >= 0.99
-    assert result.eer <= 0.01
     assert result.raw_eer <= 0.0167
 
 

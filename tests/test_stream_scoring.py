@@ -208,7 +208,8 @@ def test_ivector_total_scores_are_the_offline_scores_whatever_the_chunking(plain
     last = run(scorer, y, chunk)[-1]
     X = extract(y, config)
     assert last.total_frames == len(X) and scorer.names == sorted(enrolled)
-    np.testing.assert_allclose(last.total_scores, _ivector_scores(backend, ubm, enrolled, X), rtol=1e-7, atol=1e-9)
+    # the statistics are summed in another order; the i-vector solve and PLDA amplify that rounding
+    np.testing.assert_allclose(last.total_scores, _ivector_scores(backend, ubm, enrolled, X), rtol=1e-6, atol=1e-8)
 
 
 def test_ivector_window_scores_are_the_scores_of_the_last_seconds(plain, ivector, corpus):
