@@ -172,6 +172,9 @@ class LocalPasses:
             raise ValueError("X holds no chunks; pass at least one chunk of frames.")
         return sample.sample(), moments
 
+    def close(self):
+        pass
+
     def accumulate(self, model):
         """The statistics of every row under ``model``'s current parameters (one E-step)."""
         plan = model._density_plan()
@@ -687,15 +690,23 @@ class OnlineGMM(DensityMixin, BaseEstimator):
         """
         self._validate_params()
         if client is not None:
-            from .distributed import fit as fit_on_cluster
+            from .distributed import ClusterPasses
 
-            return fit_on_cluster(self, X, client)
-        passes = LocalPasses(chunk_source(X))
-        with self._unchanged_on_error("fit"):
-            self._fit(passes)
-            self._keep_feature_names(X)
+            self._fit_passes(lambda: ClusterPasses(client, X), X)
+        else:
+            self._fit_passes(lambda: LocalPasses(chunk_source(X)), X)
         self._warn_if_not_converged()
         return self
+
+    def _fit_passes(self, make_passes, X):
+        """Run :meth:`_fit` over ``make_passes()`` as a transaction; the passes are closed after."""
+        with self._unchanged_on_error("fit"):
+            passes = make_passes()
+            try:
+                self._fit(passes)
+            finally:
+                passes.close()
+            self._keep_feature_names(X)
 
     def _warn_if_not_converged(self):
         if not self.converged_ and self.max_iter > 0:
@@ -703,7 +714,7 @@ class OnlineGMM(DensityMixin, BaseEstimator):
                 f"EM did not converge in max_iter={self.max_iter} iterations (last change of the "
                 f"lower bound above tol={self.tol}); increase max_iter or tol, or check the data.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=3,  # the caller of the public fit
             )
 
     def _fit(self, passes):
