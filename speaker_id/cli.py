@@ -9,6 +9,8 @@ Exit codes
    unknown speaker name, a corpus that does not follow the protocol
 4  store problem: no store, a corrupt or foreign file, a locked store, a store
    the system does not let us read or write (permissions, a full disk)
+5  cluster problem (``--workers``, ``--scheduler``): Dask is not installed, the
+   scheduler cannot be reached in time, or the cluster lost its workers
 70 internal error: a bug; the message says where to report it
 130 interrupted (Ctrl-C); ``stream`` exits 0 on Ctrl-C or SIGTERM, its normal end for live input
 
@@ -43,11 +45,12 @@ from .frontend.limits import (
 from .frontend.paths import describe_os_error, display_path
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_INPUT, EXIT_STORE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_CLUSTER = 5
 EXIT_INTERNAL = 70  # EX_SOFTWARE of sysexits.h
 
 EPILOG = """exit codes: 0 success or accepted; 1 rejected or unknown speaker; 2 usage error;
-3 bad input (audio, speaker name, corpus); 4 store problem; 70 internal error (a bug: please
-report it); 130 interrupted"""
+3 bad input (audio, speaker name, corpus); 4 store problem; 5 cluster problem (Dask missing,
+scheduler unreachable, workers lost); 70 internal error (a bug: please report it); 130 interrupted"""
 
 #: Where an internal error asks to be reported.
 REPORT_TO = "see 'Reporting problems' in the project's README.md"
@@ -104,12 +107,26 @@ _positive_int = _bounded(int, 1, math.inf)
 _relevance = _bounded(float, 0, 1e6, low_open=True)
 _sample_rate = _bounded(int, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, unit=" Hz")
 _jobs = _bounded(int, 1, MAX_JOBS)
+_workers = _bounded(int, 1, MAX_JOBS)
+_connect_timeout = _bounded(float, 0, 3600, low_open=True, unit=" s")
 
 
 def _add_common(parser, store=True, json_help="print one JSON object instead of text"):
     if store:
         parser.add_argument("--store", required=True, metavar="STORE", help="speaker store directory")
     parser.add_argument("--json", action="store_true", help=json_help)
+
+
+def _add_cluster_options(parser):
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=_workers, default=None, metavar="N",
+                       help="run on a local Dask cluster of N worker processes (needs pip install "
+                            "'streamgmm[dask]'); features are extracted and kept on the workers")
+    group.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (needs the dask extra; "
+                            "the workers must read the audio at the same paths)")
+    parser.add_argument("--connect-timeout", type=_connect_timeout, default=10.0, metavar="SECONDS",
+                        help="give up on a --scheduler that does not answer within SECONDS (default 10)")
 
 
 def _add_backend_options(parser):
@@ -190,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "weights,means,variances (default means)")
     p.add_argument("--jobs", type=_jobs, default=2, help="feature extraction processes (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store's UBM and drop its speakers")
+    _add_cluster_options(p)
     _add_backend_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -305,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores-out", metavar="FILE", help="write every trial as 'model test score target'")
     p.add_argument("--det", metavar="PNG", help="write the DET curve (needs matplotlib)")
     p.add_argument("--jobs", type=_jobs, default=2, help="feature extraction processes (default 2)")
+    _add_cluster_options(p)
 
     p = sub.add_parser("demo", help="run the whole pipeline end to end",
                        description="Without arguments: synthesise speakers in-process, train a UBM, "
@@ -338,7 +357,14 @@ def _adapted_parameters(text):
     return adapt
 
 
+def _check_cluster_learning(args):
+    if (args.workers or args.scheduler) and args.learning_method == "online":
+        raise UsageError("--learning-method online is one sequential pass in one process; use --learning-method "
+                         "batch with --workers or --scheduler, or leave them out.")
+
+
 def cmd_train_ubm(args, out):
+    from .frontend.cluster import dask_client
     from .evaluation.corpora import audio_paths, labelled_audio_paths
     from .operations import train_models
     from .frontend.config import FeatureConfig
@@ -356,11 +382,13 @@ def cmd_train_ubm(args, out):
         paths = audio_paths(args.audio)
     config = FeatureConfig(sr=args.sr)
     check_learning_method(args.learning_method, _batch_size(args))
-    ubm, backend = train_models(paths, config, speakers=speakers if args.backend == "ivector" else None,
-                                ivector_options=ivector_options, n_jobs=args.jobs,
-                                progress=not (args.quiet or args.json), n_components=args.components,
-                                max_iter=args.max_iter, learning_method=args.learning_method,
-                                batch_size=_batch_size(args))
+    _check_cluster_learning(args)
+    with dask_client(args.scheduler, args.workers, timeout=args.connect_timeout) as client:
+        ubm, backend = train_models(paths, config, speakers=speakers if args.backend == "ivector" else None,
+                                    ivector_options=ivector_options, n_jobs=args.jobs,
+                                    progress=not (args.quiet or args.json), n_components=args.components,
+                                    max_iter=args.max_iter, learning_method=args.learning_method,
+                                    batch_size=_batch_size(args), client=client)
     store = SpeakerStore.create(args.store, ubm, config, relevance_factor=args.relevance_factor,
                                 adapt=adapt, overwrite=args.overwrite, backend=backend)
     result = {"store": str(store.path), "files": len(paths), "components": args.components,
@@ -611,19 +639,22 @@ def cmd_evaluate(args, out):
     import importlib.util
 
     from .evaluation.protocols import evaluate
+    from .frontend.cluster import dask_client
 
     ivector_options = _ivector_options(args)
+    _check_cluster_learning(args)
     for option, path in (("--scores-out", args.scores_out), ("--det", args.det)):
         if path:
             _check_output_file(path, option)
     if args.det and importlib.util.find_spec("matplotlib") is None:
         raise ImportError("--det needs matplotlib, which is not installed: pip install 'streamgmm[plot]', "
                           "or leave out --det")
-    result = evaluate(args.protocol, args.directory, n_components=args.components, sr=args.sr,
-                      learning_method=args.learning_method, batch_size=_batch_size(args),
-                      relevance_factor=args.relevance_factor, top_c=_top_c(args, args.backend), norm=args.norm,
-                      cohort=args.cohort, top_n=args.top_n, n_jobs=args.jobs, p_targets=args.p_target,
-                      backend=args.backend, ivector_options=ivector_options)
+    with dask_client(args.scheduler, args.workers, timeout=args.connect_timeout) as client:
+        result = evaluate(args.protocol, args.directory, n_components=args.components, sr=args.sr,
+                          learning_method=args.learning_method, batch_size=_batch_size(args),
+                          relevance_factor=args.relevance_factor, top_c=_top_c(args, args.backend), norm=args.norm,
+                          cohort=args.cohort, top_n=args.top_n, n_jobs=args.jobs, p_targets=args.p_target,
+                          backend=args.backend, ivector_options=ivector_options, client=client)
     if args.scores_out:
         result.write_trials(args.scores_out)
     if args.det:
@@ -661,13 +692,17 @@ def exit_code_for(exc) -> int:
 
     Usage errors -> 2; bad input (audio, corpus, invalid or unknown speaker
     names, other files the user named) -> 3; store problems (damaged,
-    foreign, locked, unreadable or unwritable store) -> 4; anything else is a
-    bug -> 70.
+    foreign, locked, unreadable or unwritable store) -> 4; the cluster
+    (Dask missing, scheduler unreachable, workers lost) -> 5; anything else
+    is a bug -> 70.
     """
+    from .frontend.cluster import ClusterError
     from .store import InvalidSpeakerNameError, StoreError, UnknownSpeakerError
 
     if isinstance(exc, UsageError):
         return EXIT_USAGE
+    if isinstance(exc, ClusterError) or type(exc).__name__ == "KilledWorker":  # dask's: a task killed its workers
+        return EXIT_CLUSTER
     if isinstance(exc, (InvalidSpeakerNameError, UnknownSpeakerError)):
         return EXIT_INPUT
     if isinstance(exc, StoreError):

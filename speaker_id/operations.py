@@ -15,15 +15,16 @@ import numpy as np
 from streamgmm import accumulate
 
 from . import scoring
+from .frontend.cluster import ClusterFeatures
 from .frontend.extraction import extract_files
 from .models.adaptation import speaker_stats
-from .models.ivector_backend import IvectorBackend, training_sessions
+from .models.ivector_backend import IvectorBackend, cluster_training_sessions, training_sessions
 from .models.ubm import FeatureCache, fit_ubm
 from .store import SpeakerStore, check_speaker_name
 
 
 def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None, ivector_options=None,
-                 n_jobs: int = 2, progress: bool = False, **ubm_options):
+                 n_jobs: int = 2, progress: bool = False, client=None, **ubm_options):
     """A UBM, and with ``speakers`` an i-vector back end, trained on audio files whose features are extracted once.
 
     Parameters
@@ -40,6 +41,10 @@ def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None
     n_jobs : int, default=2
         Feature extraction processes.
     progress : bool, default=False
+    client : dask.distributed.Client, optional
+        Extract the features on the workers of this cluster and train there
+        (:class:`~speaker_id.frontend.cluster.ClusterFeatures`): the same UBM
+        and back end as in one process. ``n_jobs`` and ``progress`` are then unused.
     **ubm_options
         Keyword arguments of :func:`~speaker_id.models.ubm.fit_ubm`
         (``n_components``, ``max_iter``, ``learning_method``, ...).
@@ -50,6 +55,16 @@ def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None
     backend : IvectorBackend or None
     """
     backend = None
+    if client is not None:
+        features = ClusterFeatures(client, paths, config)
+        try:
+            ubm = fit_ubm(features, **ubm_options)
+            if speakers is not None:
+                stats, labels = cluster_training_sessions(list(speakers), features, ubm)
+                backend = IvectorBackend(**(ivector_options or {})).fit(ubm, stats, labels, client=client)
+        finally:
+            features.close()
+        return ubm, backend
     with FeatureCache(paths, config, n_jobs=n_jobs, progress=progress) as cache:
         ubm = fit_ubm(cache, progress=progress, **ubm_options)
         if speakers is not None:

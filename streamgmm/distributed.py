@@ -177,14 +177,48 @@ def _sum_task(*parts):
     return total, seconds + (time.perf_counter() - started)
 
 
-def _tree(client, futures, combine, fan_in=FAN_IN, **submit):
+def _tree(client, futures, combine, fan_in=FAN_IN):
     """Combine futures ``fan_in`` at a time, level by level, in list order, into one future."""
+    futures = list(futures)
+    if not futures:
+        raise ValueError("nothing to combine: no futures.")
     while len(futures) > 1:
         futures = [
-            client.submit(combine, *futures[i:i + fan_in], pure=False, **submit)
+            client.submit(combine, *futures[i:i + fan_in], pure=False)
             for i in range(0, len(futures), fan_in)
         ]
     return futures[0]
+
+
+def _add(*parts):
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def tree_sum(client, futures, fan_in=FAN_IN):
+    """The sum of the futures' values (anything with ``+``), added on the workers in a fixed tree.
+
+    The order of the additions depends only on the list, so the result is
+    the same whichever worker computed what.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+    futures : list of Future
+    fan_in : int, default=FAN_IN
+
+    Returns
+    -------
+    Future
+    """
+    return _tree(client, futures, _add, fan_in)
+
+
+def broadcast(client, value):
+    """A future of ``value`` for many tasks to share: sent to the cluster once, recomputable if a worker is lost."""
+    return client.submit(_value, value, pure=False)
 
 
 # ---------------------------------------------------------------- passes
@@ -199,7 +233,8 @@ class ClusterPasses:
     ----------
     client : dask.distributed.Client
     sources : list
-        Chunk sources (see :func:`load_source`).
+        Chunk sources (see :func:`load_source`), or futures of the cluster
+        whose values are chunk sources (an array or a list of arrays).
     loader : callable, optional
         Reads path sources.
     keep_loaded : bool, default=True
@@ -225,8 +260,11 @@ class ClusterPasses:
         self.client = client
         self.loader = loader
         self.callback = callback or (lambda event, info: None)
+        future = require_dask().Future
+        # a Future is data already on the cluster (e.g. features extracted there): used as it is
         if keep_loaded:
-            self.data = [client.submit(_load_task, s, loader, pure=False) for s in sources]
+            self.data = [s if isinstance(s, future) else client.submit(_load_task, s, loader, pure=False)
+                         for s in sources]
         else:
             self.data = list(sources)
         self.n_rows = None
@@ -255,7 +293,7 @@ class ClusterPasses:
         """One E-step over every source on the workers; the statistics summed in a tree."""
         started = time.perf_counter()
         # the parameters go to the cluster once, inside a task (so a lost copy is recomputed), not once per source
-        estep = self.client.submit(_value, EStep.of(model), pure=False)
+        estep = broadcast(self.client, EStep.of(model))
         parts = [self.client.submit(_accumulate_task, d, self.loader, estep, pure=False)
                  for d in self.data]
         self.callback("submitted", {})

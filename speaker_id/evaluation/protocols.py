@@ -22,7 +22,8 @@ from streamgmm.io import write_atomic
 from .. import scoring
 from ..frontend.config import FeatureConfig
 from ..frontend.extraction import extract_files
-from ..models.ivector_backend import IvectorBackend, training_sessions
+from ..frontend.cluster import ClusterFeatures, FeatureSets
+from ..models.ivector_backend import IvectorBackend, cluster_training_sessions, training_sessions
 from ..models.ubm import DEFAULT_BATCH_SIZE, check_learning_method, fit_ubm
 from ..scoring.normalization import normalise_scores
 from . import metrics
@@ -30,6 +31,7 @@ from .corpora import load_fsdd, read_kaldi_dir
 from .trials import (
     BACKENDS,
     COHORTS,
+    FeatureTable,
     GmmTrials,
     IvectorTrials,
     cohort_scores,
@@ -146,6 +148,7 @@ def evaluate(
     n_jobs: int = 2,
     p_targets: Sequence[float] = (0.01, 0.001),
     progress: bool = False,
+    client=None,
 ) -> EvaluationResult:
     """Run a verification + identification protocol over a corpus.
 
@@ -203,6 +206,12 @@ def evaluate(
         Frames per online EM update of the UBM.
     p_targets : sequence of float, default=(0.01, 0.001)
         Target priors of minDCF (c_miss = c_fa = 1).
+    client : dask.distributed.Client, optional
+        Run on a Dask cluster: features are extracted on the workers and
+        stay there; the UBM (and the i-vector extractor) train there by EM
+        whose statistics are summed in a tree, and enrollment and scoring map
+        over the utterances. The figures equal one process's. ``n_jobs`` is
+        then unused; the online learning method is refused.
 
     Returns
     -------
@@ -226,31 +235,47 @@ def evaluate(
     config = feature_config or FeatureConfig(sr=sr or default_sr)
     if backend == "ivector":  # too few training speakers for the LDA asked for: say so before any work
         IvectorBackend(**(ivector_options or {})).check_speakers(len({u.speaker for u in split.train}))
+    if client is not None and learning_method != "batch":
+        raise ValueError("online EM is one sequential pass in one process; use learning_method='batch' on a cluster.")
     speakers = sorted(split.enroll)
     enroll_utts = [u for s in speakers for u in split.enroll[s]]
-    unique = {u.path: None for u in split.train + enroll_utts + split.test}
-    paths = list(unique)
-    features = dict(zip(paths, extract_files(paths, config, n_jobs=n_jobs)))
-    clock["features"] = time.perf_counter()
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ubm = fit_ubm([features[u.path] for u in split.train], n_components=n_components,
-                      learning_method=learning_method, batch_size=batch_size, max_iter=max_iter,
-                      random_state=random_state)
-    clock["ubm"] = time.perf_counter()
-
-    if backend == "gmm":
-        trials = GmmTrials(ubm, relevance_factor, adapt, top_c)
+    train_paths = list({u.path: None for u in split.train})
+    other_paths = [p for p in {u.path: None for u in enroll_utts + split.test} if p not in set(train_paths)]
+    ubm_options = dict(n_components=n_components, learning_method=learning_method, batch_size=batch_size,
+                       max_iter=max_iter, random_state=random_state)
+    if client is None:
+        paths = train_paths + other_paths
+        features = FeatureTable(dict(zip(paths, extract_files(paths, config, n_jobs=n_jobs))))
+        train_features = [features[u.path] for u in split.train]
     else:
-        sessions, session_labels = training_sessions([u.speaker for u in split.train],
-                                                     [features[u.path] for u in split.train], ubm)
-        trials = IvectorTrials(ubm, IvectorBackend(**(ivector_options or {})).fit(ubm, sessions, session_labels))
-    clock["backend"] = time.perf_counter()
-    trials.enroll(speakers, [[features[u.path] for u in split.enroll[s]] for s in speakers])
-    raw = trials.score(speakers, [features[u.path] for u in split.test])
-    clock["scoring"] = time.perf_counter()
-    cohort_matrices, n_cohort = cohort_scores(split, speakers, features, raw, trials, cohort, norm)
+        train_features = ClusterFeatures(client, train_paths, config)
+        features = FeatureSets(train_features, ClusterFeatures(client, other_paths, config) if other_paths else None)
+        train_features.wait()
+    clock["features"] = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ubm = fit_ubm(train_features, **ubm_options)
+        clock["ubm"] = time.perf_counter()
+
+        if backend == "gmm":
+            trials = GmmTrials(ubm, relevance_factor, adapt, top_c, features)
+        else:
+            speakers_of_train = [u.speaker for u in split.train]
+            if client is None:
+                sessions, session_labels = training_sessions(speakers_of_train, train_features, ubm)
+            else:
+                sessions, session_labels = cluster_training_sessions(speakers_of_train, train_features, ubm)
+            fitted = IvectorBackend(**(ivector_options or {})).fit(ubm, sessions, session_labels, client=client)
+            trials = IvectorTrials(ubm, fitted, features)
+        clock["backend"] = time.perf_counter()
+        trials.enroll(speakers, [[u.path for u in split.enroll[s]] for s in speakers])
+        raw = trials.score(speakers, [u.path for u in split.test])
+        clock["scoring"] = time.perf_counter()
+        cohort_matrices, n_cohort = cohort_scores(split, speakers, raw, trials, cohort, norm)
+    finally:
+        if client is not None:
+            features.close()
     normalised = normalise_scores(raw, norm, top_n=top_n, **cohort_matrices)
 
     truth = np.array([u.speaker for u in split.test])

@@ -1,9 +1,13 @@
 """Trial scores of an evaluation: speakers enrolled and scored by a back end, and the cohort's scores.
 
-A back end here is two calls, ``enroll(names, feature_lists)`` and
-``score(names, feature_arrays) -> (n_utterances, n_models)``; the GMM and the
-i-vector back ends implement them, and :func:`cohort_scores` builds the
-score-normalisation cohort from the training speakers with either.
+A back end here is two calls on audio files' features, ``enroll(names,
+path_lists)`` and ``score(names, paths) -> (n_utterances, n_models)``; the GMM
+and the i-vector back ends implement them, and :func:`cohort_scores` builds
+the score-normalisation cohort from the training speakers with either. The
+features are a :class:`FeatureTable` in this process or
+:class:`~speaker_id.frontend.cluster.FeatureSets` kept on a Dask cluster:
+both ``map`` a per-utterance function, so the same code runs in one process
+or where the features are.
 """
 
 from __future__ import annotations
@@ -18,52 +22,99 @@ from ..models.adaptation import map_adapt, speaker_stats
 BACKENDS = ("gmm", "ivector")
 
 
+class FeatureTable:
+    """Features of audio files held in this process, by path.
+
+    Parameters
+    ----------
+    features : dict
+        Path -> ndarray of shape (n_frames, n_features).
+    """
+
+    def __init__(self, features):
+        self.features = features
+
+    def __getitem__(self, path):
+        return self.features[path]
+
+    def map(self, function, paths, *shared):
+        """``[function(features[path], *shared) for path in paths]``."""
+        return [function(self.features[path], *shared) for path in paths]
+
+
+def _flatten(lists):
+    flat = [x for items in lists for x in items]
+    ends = np.cumsum([len(items) for items in lists])
+    return flat, ends
+
+
+def _utterance_stats(X, ubm):
+    return speaker_stats(ubm, [X])
+
+
+def _utterance_score(X, scorer):
+    return scorer.score(X)
+
+
+def _utterance_vector(X, ubm, backend):
+    return backend.vectors([accumulate(ubm, X)])[0]
+
+
 class GmmTrials:
     """Speakers as MAP-adapted GMMs, scored by the average frame LLR against the UBM."""
 
-    def __init__(self, ubm, relevance_factor, adapt, top_c):
+    def __init__(self, ubm, relevance_factor, adapt, top_c, features):
         self.ubm, self.relevance_factor, self.adapt, self.top_c = ubm, relevance_factor, adapt, top_c
+        self.features = features
         self.models = {}
 
-    def enroll(self, names, feature_lists):
-        for name, feats in zip(names, feature_lists):
-            self.models[name] = map_adapt(self.ubm, speaker_stats(self.ubm, feats), self.relevance_factor, self.adapt)
+    def enroll(self, names, path_lists):
+        paths, ends = _flatten(path_lists)
+        stats = self.features.map(_utterance_stats, paths, self.ubm)
+        for name, start, end in zip(names, np.concatenate([[0], ends[:-1]]), ends):
+            total = stats[start]
+            for more in stats[start + 1:end]:
+                total = total + more
+            self.models[name] = map_adapt(self.ubm, total, self.relevance_factor, self.adapt)
 
-    def score(self, names, feature_arrays):
+    def score(self, names, paths):
         """Shape (n_utterances, n_models)."""
         scorer = scoring.SpeakerScorer(self.ubm, {name: self.models[name] for name in names}, top_c=self.top_c)
-        return np.array([scorer.score(X) for X in feature_arrays]).reshape(len(feature_arrays), len(names))
+        return np.array(self.features.map(_utterance_score, paths, scorer)).reshape(len(paths), len(names))
 
 
 class IvectorTrials:
     """Speakers as sums of processed i-vectors, scored by PLDA (or cosine)."""
 
-    def __init__(self, ubm, backend):
-        self.ubm, self.backend = ubm, backend
+    def __init__(self, ubm, backend, features):
+        self.ubm, self.backend, self.features = ubm, backend, features
         self.models = {}
 
-    def _vectors(self, feature_arrays):
-        return self.backend.vectors([accumulate(self.ubm, X) for X in feature_arrays])
+    def _vectors(self, paths):
+        vectors = self.features.map(_utterance_vector, paths, self.ubm, self.backend)
+        return np.array(vectors).reshape(len(paths), -1)
 
-    def enroll(self, names, feature_lists):
-        for name, feats in zip(names, feature_lists):
-            self.models[name] = self.backend.enrollment(self._vectors(feats))
+    def enroll(self, names, path_lists):
+        paths, ends = _flatten(path_lists)
+        vectors = self._vectors(paths)
+        for name, start, end in zip(names, np.concatenate([[0], ends[:-1]]), ends):
+            self.models[name] = self.backend.enrollment(vectors[start:end])
 
-    def score(self, names, feature_arrays):
+    def score(self, names, paths):
         """Shape (n_utterances, n_models)."""
         sums = np.array([self.models[name][0] for name in names])
         counts = [self.models[name][1] for name in names]
-        return self.backend.score(sums, counts, self._vectors(feature_arrays))
+        return self.backend.score(sums, counts, self._vectors(paths))
 
 
 COHORTS = ("train", "enrolled")
 
 
-def cohort_scores(split, speakers, features, raw, trials, cohort, norm):
+def cohort_scores(split, speakers, raw, trials, cohort, norm):
     """The cohort score matrices :func:`normalise_scores` takes, as keyword arguments.
 
-    ``trials.enroll(names, feature_lists)`` adds models;
-    ``trials.score(names, feature_arrays)`` scores utterances against models,
+    ``trials.enroll(names, path_lists)`` adds models;
+    ``trials.score(names, paths)`` scores utterances against models,
     shape (n_utterances, n_models). Returns the arguments and the cohort's size.
     """
     if norm == "none":
@@ -71,7 +122,7 @@ def cohort_scores(split, speakers, features, raw, trials, cohort, norm):
     if cohort == "enrolled":
         # the optimistic cohort of closed sets: the other enrolled speakers and their enrollment audio
         enroll_utts = [u for s in speakers for u in split.enroll[s]]
-        impostors = trials.score(speakers, [features[u.path] for u in enroll_utts])
+        impostors = trials.score(speakers, [u.path for u in enroll_utts])
         impostors[np.array([u.speaker for u in enroll_utts])[:, None] == np.array(speakers)[None, :]] = np.nan
         return {"impostor_scores": impostors, "cohort_scores": raw, "cohort_impostor_scores": impostors,
                 "cohort_exclude": np.eye(len(speakers), dtype=bool)}, len(speakers)
@@ -88,12 +139,12 @@ def cohort_scores(split, speakers, features, raw, trials, cohort, norm):
     if len(by_speaker) < 2:
         raise ValueError(f"the training part has {len(by_speaker)} speaker(s); a cohort needs at least 2 (use norm='none').")
     names = sorted(by_speaker)
-    trials.enroll(names, [[features[u.path] for u in by_speaker[s]] for s in names])
-    impostor_features = [features[u.path] for u in split.train]
-    out = {"impostor_scores": trials.score(speakers, impostor_features),
-           "cohort_scores": trials.score(names, [features[u.path] for u in split.test])}
+    trials.enroll(names, [[u.path for u in by_speaker[s]] for s in names])
+    impostor_paths = [u.path for u in split.train]
+    out = {"impostor_scores": trials.score(speakers, impostor_paths),
+           "cohort_scores": trials.score(names, [u.path for u in split.test])}
     if norm == "ztnorm":
-        cohort_impostors = trials.score(names, impostor_features)
+        cohort_impostors = trials.score(names, impostor_paths)
         cohort_impostors[np.array([u.speaker for u in split.train])[:, None] == np.array(names)[None, :]] = np.nan
         out["cohort_impostor_scores"] = cohort_impostors
     return out, len(names)

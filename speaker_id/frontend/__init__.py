@@ -12,6 +12,7 @@ In flow order:
 * :mod:`~speaker_id.frontend.normalization`: cepstral mean and variance normalisation.
 * :mod:`~speaker_id.frontend.extraction`: the whole chain on one utterance, one file, many files.
 * :mod:`~speaker_id.frontend.streaming`: the same chain on a stream, chunk by chunk.
+* :mod:`~speaker_id.frontend.cluster`: many files' features extracted and kept on a Dask cluster.
 """
 
 from .audio import AUDIO_EXTENSIONS, AudioError, is_audio_file, load_audio

@@ -817,7 +817,7 @@ class IvectorExtractor(SubspaceModel):
                   f"over {ivector_stats.n_utterances:g} utterances")
         return self
 
-    def fit(self, ubm, utterances):
+    def fit(self, ubm, utterances, client=None):
         """Train ``T`` by EM on the training utterances' statistics under ``ubm``.
 
         Parameters
@@ -828,7 +828,13 @@ class IvectorExtractor(SubspaceModel):
             One ``SufficientStats`` per utterance (or per speaker session). A
             callable is called once per iteration, so the statistics may be
             read from disk as they are needed: memory holds one batch of
-            utterances' statistics, the model and the accumulators.
+            utterances' statistics, the model and the accumulators. With
+            ``client``: a list of futures of the cluster, each a list of
+            ``SufficientStats`` (the utterances in list order).
+        client : dask.distributed.Client, optional
+            Run the E-step where the statistics are: each iteration maps
+            :meth:`accumulate` over the futures and sums the
+            :class:`IvectorStats` in a tree (they add); the M-step runs here.
 
         Returns
         -------
@@ -842,6 +848,8 @@ class IvectorExtractor(SubspaceModel):
             statistic is of another UBM or not finite.
         """
         self._validate_params()
+        if client is not None:
+            return self._fit_on_cluster(ubm, utterances, client)
         source = _utterance_source(utterances)
         if hasattr(utterances, "__len__") and len(utterances) < self.rank:
             raise ValueError(
@@ -852,6 +860,36 @@ class IvectorExtractor(SubspaceModel):
         for _ in range(self.max_iter):
             self.estimate(self.accumulate(source()))
         return self
+
+    def _fit_on_cluster(self, ubm, parts, client):
+        from streamgmm.distributed import broadcast, tree_sum
+
+        n_utterances = sum(client.gather([client.submit(len, part, pure=False) for part in parts]))
+        if n_utterances < self.rank:
+            raise ValueError(
+                f"rank {self.rank} is larger than the number of training utterances ({n_utterances}), "
+                "which cannot support it; lower rank or train on more utterances."
+            )
+        self.initialise(ubm)
+        for _ in range(self.max_iter):
+            model = broadcast(client, self)
+            total = tree_sum(client, [client.submit(_accumulate_part, model, part, pure=False) for part in parts])
+            self.estimate(total.result())
+        return self
+
+    def transform_on_cluster(self, parts, client):
+        """:meth:`transform` of the statistics in futures (lists of SufficientStats), computed on the workers.
+
+        Returns
+        -------
+        ndarray of shape (n_utterances, rank)
+            The parts' utterances in order.
+        """
+        from streamgmm.distributed import broadcast
+
+        model = broadcast(client, self)
+        vectors = client.gather([client.submit(_transform_part, model, part, pure=False) for part in parts])
+        return np.concatenate(vectors) if vectors else np.empty((0, self.rank))
 
     # ---------------------------------------------------------- extraction
     def transform(self, utterances):
@@ -908,3 +946,11 @@ class IvectorExtractor(SubspaceModel):
         mean = means[0]
         second = seconds[0][_packing(mean.size)[2]]
         return mean, second - np.outer(mean, mean)
+
+
+def _accumulate_part(extractor, utterances):
+    return extractor.accumulate(utterances)
+
+
+def _transform_part(extractor, utterances):
+    return extractor.transform(utterances)

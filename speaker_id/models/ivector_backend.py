@@ -114,7 +114,7 @@ class IvectorBackend(BaseEstimator):
             )
         return int(self.lda_dim)
 
-    def fit(self, ubm, stats, labels):
+    def fit(self, ubm, stats, labels, client=None):
         """Train the extractor, the centring, the LDA and the PLDA on labelled statistics.
 
         Parameters
@@ -123,21 +123,28 @@ class IvectorBackend(BaseEstimator):
             Fitted, diagonal.
         stats : list of SufficientStats
             One per training session (utterance or segment) under ``ubm``.
+            With ``client``: futures of the cluster, each a list of them
+            (see :func:`cluster_training_sessions`).
         labels : array-like of shape (n_sessions,)
             The speaker of each session; LDA and PLDA need at least two
             speakers with two sessions or more.
+        client : dask.distributed.Client, optional
+            Train the extractor where the statistics are (its accumulators
+            add); LDA and PLDA, on the small i-vectors, run here.
 
         Returns
         -------
         self
         """
         labels = np.asarray(labels)
-        if labels.shape != (len(stats),):
+        if client is None and labels.shape != (len(stats),):
             raise ValueError(f"got {len(stats)} statistics but {labels.size} labels; pass one speaker per session.")
         lda_dim = self.check_speakers(np.unique(labels).size)
         self.extractor_ = IvectorExtractor(rank=self.rank, max_iter=self.max_iter,
-                                           random_state=self.random_state).fit(ubm, stats)
-        raw = self.extractor_.transform(stats)
+                                           random_state=self.random_state).fit(ubm, stats, client=client)
+        raw = self.extractor_.transform(stats) if client is None else self.extractor_.transform_on_cluster(stats, client)
+        if len(raw) != len(labels):
+            raise ValueError(f"got {len(raw)} statistics but {labels.size} labels; pass one speaker per session.")
         self.lda_dim_ = lda_dim
         self.lda_ = LDA(n_components=self.lda_dim_).fit(raw, labels)
         processed = length_normalize(self.lda_.transform(raw))
@@ -261,6 +268,27 @@ class IvectorBackend(BaseEstimator):
         return backend
 
 
+def _segments(n_frames, segment_frames):
+    """Start and end frames of the sessions an utterance is cut into (whole when too short to cut)."""
+    if n_frames < 2 * segment_frames:
+        return [(0, n_frames)]
+    return [(i, i + segment_frames) for i in range(0, n_frames - segment_frames + 1, segment_frames)]
+
+
+def _session_stats(X, ubm, cut, segment_frames):
+    """The statistics of one utterance's sessions: the whole utterance, or its segments when ``cut``."""
+    spans = _segments(len(X), segment_frames) if cut else [(0, len(X))]
+    return [accumulate(ubm, X[a:b]) for a, b in spans]
+
+
+def _lone_utterances(speakers):
+    """Which utterances are their speaker's only one (those are cut into segments)."""
+    counts: dict = {}
+    for speaker in speakers:
+        counts[speaker] = counts.get(speaker, 0) + 1
+    return [counts[speaker] == 1 for speaker in speakers]
+
+
 def training_sessions(speakers, features, ubm, segment_frames=300):
     """Labelled statistics to train the back end on: one session per utterance.
 
@@ -280,18 +308,53 @@ def training_sessions(speakers, features, ubm, segment_frames=300):
     Returns
     -------
     stats : list of SufficientStats
+        In utterance order (an utterance's segments in time order).
     labels : ndarray of str, shape (n_sessions,)
     """
     if len(speakers) != len(features):
         raise ValueError(f"got {len(features)} feature arrays but {len(speakers)} speakers; pass one per utterance.")
-    by_speaker: dict = {}
-    for speaker, X in zip(speakers, features):
-        by_speaker.setdefault(speaker, []).append(X)
     stats, labels = [], []
-    for speaker, arrays in by_speaker.items():
-        if len(arrays) == 1 and len(arrays[0]) >= 2 * segment_frames:
-            X = arrays[0]
-            arrays = [X[i:i + segment_frames] for i in range(0, len(X) - segment_frames + 1, segment_frames)]
-        stats += [accumulate(ubm, X) for X in arrays]
-        labels += [speaker] * len(arrays)
+    for speaker, X, cut in zip(speakers, features, _lone_utterances(speakers)):
+        sessions = _session_stats(X, ubm, cut, segment_frames)
+        stats += sessions
+        labels += [speaker] * len(sessions)
     return stats, np.array(labels)
+
+
+def _group_sessions(features, cuts, ubm, segment_frames):
+    return [s for X, cut in zip(features, cuts) for s in _session_stats(X, ubm, cut, segment_frames)]
+
+
+def cluster_training_sessions(speakers, features, ubm, segment_frames=300):
+    """:func:`training_sessions` of features kept on a cluster; the statistics stay there too.
+
+    Parameters
+    ----------
+    speakers : sequence of str
+        The speaker of each of ``features.paths``.
+    features : speaker_id.frontend.cluster.ClusterFeatures
+    ubm : OnlineGMM
+    segment_frames : int, default=300
+
+    Returns
+    -------
+    parts : list of Future
+        One per group of files: the list of its sessions' statistics.
+    labels : ndarray of str, shape (n_sessions,)
+        In the order of the parts' sessions.
+    """
+    from streamgmm.distributed import broadcast
+
+    if len(speakers) != len(features):
+        raise ValueError(f"got {len(features)} files but {len(speakers)} speakers; pass one per file.")
+    lengths = features.map(len, features.paths)
+    cuts = _lone_utterances(speakers)
+    labels = [speaker for speaker, n, cut in zip(speakers, lengths, cuts)
+              for _ in (_segments(n, segment_frames) if cut else [None])]
+    client, model = features.client, broadcast(features.client, ubm)
+    parts, start = [], 0
+    for group, future in zip(features.groups, features.futures):
+        parts.append(client.submit(_group_sessions, future, cuts[start:start + len(group)], model, segment_frames,
+                                   pure=False))
+        start += len(group)
+    return parts, np.array(labels)

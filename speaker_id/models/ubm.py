@@ -24,6 +24,7 @@ import numpy as np
 
 from streamgmm import ConvergenceWarning, OnlineGMM
 
+from ..frontend.cluster import ClusterFeatures
 from ..frontend.config import FeatureConfig
 from ..frontend.extraction import ExtractionPool
 
@@ -264,9 +265,12 @@ def fit_ubm(
 
     Parameters
     ----------
-    utterances : FeatureCache or sequence of ndarray of shape (n_frames_i, n_features)
+    utterances : FeatureCache, ClusterFeatures or sequence of ndarray of shape (n_frames_i, n_features)
         The training frames, one array per utterance. Batch EM reads a
         cache shard by shard; online EM reads its utterances in random order.
+        Features kept on a Dask cluster (:class:`~speaker_id.frontend.cluster.ClusterFeatures`)
+        are learnt from there by batch EM (:func:`streamgmm.distributed.fit`),
+        which gives the same model as in one process.
     n_components : int, default=128
     covariance_type : {"diag", "full"}, default="diag"
     learning_method : {"batch", "online"}, default="batch"
@@ -300,6 +304,10 @@ def fit_ubm(
     >>> ubm = fit_ubm([feats_a, feats_b, ...], n_components=64, learning_method="online")  # doctest: +SKIP
     """
     check_learning_method(learning_method, batch_size)
+    if isinstance(utterances, ClusterFeatures):
+        return _fit_ubm_on_cluster(utterances, n_components=n_components, covariance_type=covariance_type,
+                                   learning_method=learning_method, max_iter=max_iter, tol=tol,
+                                   init_params=init_params, random_state=random_state)
     if isinstance(utterances, FeatureCache):
         chunks, utterances = utterances.chunks, utterances.utterances()
     else:
@@ -342,6 +350,26 @@ def fit_ubm(
     finally:
         bar.close()
     return ubm
+
+
+def _fit_ubm_on_cluster(features, *, n_components, covariance_type, learning_method, max_iter, tol,
+                        init_params, random_state):
+    """Batch EM of :func:`fit_ubm` over features kept on a cluster (the same model as in one process)."""
+    if learning_method != "batch":
+        raise ValueError("online EM is one sequential pass and runs in one process; use the batch "
+                         "learning method with a cluster (--learning-method batch), or no --workers/--scheduler.")
+    features.wait()
+    n_frames = sum(features.map(len, features.paths))
+    if n_frames < n_components:
+        raise ValueError(
+            f"the training audio gave {n_frames} speech frames, fewer than the "
+            f"{n_components} components asked for; add audio or use --components smaller."
+        )
+    ubm = OnlineGMM(n_components, covariance_type=covariance_type, max_iter=max_iter, tol=tol,
+                    init_params=init_params, random_state=random_state, init_size=_init_size(n_components))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return ubm.fit(features.futures, client=features.client)
 
 
 def train_ubm(
