@@ -203,3 +203,25 @@ def check_covariance_type(covariance_type):
             f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
         )
     return covariance_type
+
+
+def coalesced_chunks(chunks, n_features, min_rows):
+    """Validate chunks and join consecutive small ones into blocks of at least ``min_rows``.
+
+    Statistics add, so accumulating the joined block equals accumulating its
+    parts; joining only saves the per-call overhead of many tiny chunks (for
+    example one short utterance each). Large chunks pass through uncopied.
+    """
+    pending, pending_rows = [], 0
+    for i, chunk in enumerate(chunks):
+        chunk = check_frames(chunk, n_features=n_features, name=f"chunk {i}")
+        if not pending and chunk.shape[0] >= min_rows:
+            yield chunk
+            continue
+        pending.append(chunk)
+        pending_rows += chunk.shape[0]
+        if pending_rows >= min_rows:
+            yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+            pending, pending_rows = [], 0
+    if pending:
+        yield pending[0] if len(pending) == 1 else np.concatenate(pending)

@@ -37,7 +37,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ._validation import check_frames
+from ._validation import check_frames, coalesced_chunks
 from .estep import DensityPlan
 from .init import RunningMoments, UniformSample
 
@@ -155,13 +155,11 @@ def _value(x):
 
 
 def _accumulate_task(data, loader, estep):
-    from .estimators import _coalesced
-
     started = time.perf_counter()
     plan = estep.plan()
     total = None
     chunks = _chunks(data, loader)
-    for block in _coalesced(chunks, chunks[0].shape[1], plan.block_size):
+    for block in coalesced_chunks(chunks, chunks[0].shape[1], plan.block_size):
         stats = plan.accumulate(block)
         total = stats if total is None else total + stats
     return total, time.perf_counter() - started

@@ -38,6 +38,7 @@ from sklearn.utils.validation import validate_data
 from ._validation import (
     check_covariance_type,
     check_frames,
+    coalesced_chunks,
     check_nonnegative_float,
     check_positive_int,
 )
@@ -124,28 +125,6 @@ def chunk_source(X):
     raise ValueError(f"X must be an array, an iterable of chunks or a callable, got {type(X).__name__}.")
 
 
-def _coalesced(chunks, n_features, min_rows):
-    """Validate chunks and join consecutive small ones into blocks of at least ``min_rows``.
-
-    Statistics add, so accumulating the joined block equals accumulating its
-    parts; joining only saves the per-call overhead of many tiny chunks (for
-    example one short utterance each). Large chunks pass through uncopied.
-    """
-    pending, pending_rows = [], 0
-    for i, chunk in enumerate(chunks):
-        chunk = check_frames(chunk, n_features=n_features, name=f"chunk {i}")
-        if not pending and chunk.shape[0] >= min_rows:
-            yield chunk
-            continue
-        pending.append(chunk)
-        pending_rows += chunk.shape[0]
-        if pending_rows >= min_rows:
-            yield pending[0] if len(pending) == 1 else np.concatenate(pending)
-            pending, pending_rows = [], 0
-    if pending:
-        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
-
-
 class LocalPasses:
     """Passes over the chunks of a source in this process (batch EM's data access).
 
@@ -179,7 +158,7 @@ class LocalPasses:
         """The statistics of every row under ``model``'s current parameters (one E-step)."""
         plan = model._density_plan()
         total = None
-        for block in _coalesced(self.source(), model.n_features_in_, plan.block_size):
+        for block in coalesced_chunks(self.source(), model.n_features_in_, plan.block_size):
             stats = plan.accumulate(block)
             total = stats if total is None else total + stats
         if total is None:
