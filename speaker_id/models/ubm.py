@@ -26,6 +26,7 @@ from streamgmm import ConvergenceWarning, OnlineGMM
 
 from ..frontend.config import FeatureConfig
 from ..frontend.extraction import ExtractionPool
+from .ubm_schedule import ScheduleLog, as_schedule, fit_full, fit_grow
 
 # frames per cache shard: 100,000 x 60 float32 = 24 MB
 _SHARD_FRAMES = 100_000
@@ -259,6 +260,7 @@ def fit_ubm(
     init_params: str = "kmeans",
     random_state: int = 0,
     progress: bool = False,
+    schedule="full",
 ) -> OnlineGMM:
     """Fit a UBM to features already extracted, by batch EM or one pass of online EM.
 
@@ -300,6 +302,7 @@ def fit_ubm(
     >>> ubm = fit_ubm([feats_a, feats_b, ...], n_components=64, learning_method="online")  # doctest: +SKIP
     """
     check_learning_method(learning_method, batch_size)
+    schedule = as_schedule(schedule, max_iter=max_iter, tol=tol)
     if isinstance(utterances, FeatureCache):
         chunks, utterances = utterances.chunks, utterances.utterances()
     else:
@@ -326,21 +329,23 @@ def fit_ubm(
         finally:
             bar.close()
         return ubm
-    bar = _progress(total=max_iter, desc="EM", unit="pass", enabled=progress)
-    passes = {"n": 0}
+    log = ScheduleLog(schedule, n_frames)
+    bar = _progress(total=None, desc="EM", unit="pass", enabled=progress)
 
     def each_pass():
-        passes["n"] += 1
-        if passes["n"] > 1:  # the first pass initialises
-            bar.update(1)
+        bar.update(1)
         return chunks()
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            ubm.fit(each_pass)
+        if schedule.kind == "grow":
+            ubm = fit_grow(each_pass, n_components, schedule, covariance_type=covariance_type,
+                           random_state=random_state, log=log)
+        else:
+            ubm = fit_full(each_pass, n_components, schedule, covariance_type=covariance_type,
+                           init_params=init_params, init_size=init_size, random_state=random_state, log=log)
     finally:
         bar.close()
+    ubm.schedule_log_ = log
     return ubm
 
 
