@@ -51,7 +51,7 @@ def candidate_schedules():
                                   subsample_per_component=400),
         "grow-rel1e-4": UbmSchedule("grow", final_iterations=20, rel_tol=1e-4, subsample_per_component=400),
         # subsample of 200 frames per component, k-means on max(100 k, 20000) of them
-        "g4": UbmSchedule("grow", final_iterations=4),
+        "g4": UbmSchedule("grow", final_iterations=4, subsample_iterations_at_full_size=0),
         "g8-s8": UbmSchedule("grow", final_iterations=8, subsample_iterations_at_full_size=8),
         "g12-s8": UbmSchedule("grow", final_iterations=12, subsample_iterations_at_full_size=8),
         "g8-s16": UbmSchedule("grow", final_iterations=8, subsample_iterations_at_full_size=16),
@@ -62,21 +62,31 @@ def candidate_schedules():
 
 
 def load_or_extract(protocol, directory, cache_dir, name):
-    """``protocol_features`` of a corpus, read from / written to ``cache_dir/name.npz`` when given."""
-    from speaker_id.evaluation.protocols import protocol_features
+    """``protocol_features`` of a corpus, read from / written to ``cache_dir/name.npz`` when given.
+
+    The file keys the features by real path, so a corpus written to another
+    temporary Kaldi directory (librispeech-mini) finds them again.
+    """
+    import os
+
+    from speaker_id.evaluation.protocols import _protocol, protocol_features
 
     path = Path(cache_dir) / f"{name}.npz" if cache_dir else None
     if path is not None and path.exists():
         with np.load(path, allow_pickle=False) as data:
-            keys = [Path(p) for p in json.loads(str(data["paths"]))]
+            keys = json.loads(str(data["paths"]))
             ends = np.cumsum(data["lengths"])
             frames = data["frames"]
-            return {k: frames[e - n:e] for k, n, e in zip(keys, data["lengths"], ends)}
+            cached = {k: frames[e - n:e] for k, n, e in zip(keys, data["lengths"], ends)}
+        split = _protocol(protocol, directory)[0]
+        utterances = split.train + [u for s in split.enroll.values() for u in s] + split.test
+        return {u.path: cached[os.path.realpath(u.path)] for u in utterances}
     features = protocol_features(protocol, directory)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         keys = list(features)
-        np.savez(path, paths=np.array(json.dumps([str(k) for k in keys])), lengths=np.array([len(features[k]) for k in keys]),
+        np.savez(path, paths=np.array(json.dumps([os.path.realpath(k) for k in keys])),
+                 lengths=np.array([len(features[k]) for k in keys]),
                  frames=np.concatenate([features[k] for k in keys]))
     return features
 

@@ -24,7 +24,7 @@ from ..frontend.config import FeatureConfig
 from ..frontend.extraction import extract_files
 from ..models.ivector_backend import IvectorBackend, training_sessions
 from ..models.ubm import DEFAULT_BATCH_SIZE, check_learning_method, fit_ubm
-from ..models.ubm_schedule import as_schedule
+from ..models.ubm_schedule import DEFAULT_SCHEDULE, as_schedule
 from ..scoring.normalization import normalise_scores
 from . import metrics
 from .corpora import load_fsdd, read_kaldi_dir
@@ -187,7 +187,7 @@ def evaluate(
     n_jobs: int = 2,
     p_targets: Sequence[float] = (0.01, 0.001),
     progress: bool = False,
-    ubm_schedule="full",
+    ubm_schedule=DEFAULT_SCHEDULE,
     features: Optional[dict] = None,
 ) -> EvaluationResult:
     """Run a verification + identification protocol over a corpus.
@@ -246,7 +246,7 @@ def evaluate(
         Frames per online EM update of the UBM.
     p_targets : sequence of float, default=(0.01, 0.001)
         Target priors of minDCF (c_miss = c_fa = 1).
-    ubm_schedule : {"full", "grow"} or UbmSchedule, default="full"
+    ubm_schedule : {"grow", "full"} or UbmSchedule, default="grow"
         How batch EM spends its passes; see :func:`speaker_id.models.ubm.fit_ubm`.
     features : dict, optional
         Features already extracted by :func:`protocol_features` (same ``sr``

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from streamgmm import ConvergenceWarning, OnlineGMM
+from streamgmm import OnlineGMM
 
 from ..frontend.config import FeatureConfig
 from ..frontend.extraction import ExtractionPool
-from .ubm_schedule import ScheduleLog, as_schedule, fit_full, fit_grow
+from .ubm_schedule import DEFAULT_SCHEDULE, ScheduleLog, as_schedule, fit_full, fit_grow
 
 # frames per cache shard: 100,000 x 60 float32 = 24 MB
 _SHARD_FRAMES = 100_000
@@ -260,7 +259,7 @@ def fit_ubm(
     init_params: str = "kmeans",
     random_state: int = 0,
     progress: bool = False,
-    schedule="full",
+    schedule=DEFAULT_SCHEDULE,
 ) -> OnlineGMM:
     """Fit a UBM to features already extracted, by batch EM or one pass of online EM.
 
@@ -284,18 +283,35 @@ def fit_ubm(
     batch_size : int, default=DEFAULT_BATCH_SIZE
         Frames per online update (validated, unused by batch EM).
     max_iter, tol
-        Batch EM only, as :class:`streamgmm.OnlineGMM`.
+        Batch EM only, as :class:`streamgmm.OnlineGMM` (for ``schedule="grow"``,
+        ``max_iter`` caps the passes over all the frames).
     init_params, random_state
         As :class:`streamgmm.OnlineGMM`; ``random_state`` also seeds the
         online order of the utterances.
     progress : bool
         A progress bar over EM passes (batch) or updates (online).
+    schedule : {"grow", "full"} or UbmSchedule, default="grow"
+        How batch EM spends its passes (see
+        :mod:`speaker_id.models.ubm_schedule`). ``"grow"``: k-means to
+        ``n_components // 8`` components on a random subsample of
+        ``200 * n_components`` frames, 4 EM iterations on the subsample per
+        size, every component split in two until ``n_components``, 8 more
+        iterations on the subsample, then 8 passes over all the frames
+        (at most ``max_iter``); about 10 passes' worth of E-step work
+        instead of 50. ``"full"``: the old behaviour, k-means on a sample
+        then EM over all the frames for ``max_iter`` passes or until the
+        lower bound changes by less than ``tol``. Every EM iteration is an
+        :meth:`streamgmm.OnlineGMM.fit` call.
 
     Returns
     -------
     OnlineGMM
         Fitted. After online learning ``n_iter_`` counts the updates
         (the initialisation is the first) and ``converged_`` is False.
+        After batch EM ``n_iter_`` counts the passes over all the frames
+        of the last stage and ``schedule_log_`` (a
+        :class:`~speaker_id.models.ubm_schedule.ScheduleLog`) says what
+        each stage did.
 
     Examples
     --------
@@ -364,6 +380,7 @@ def train_ubm(
     n_jobs: int = 2,
     progress: bool = False,
     cache_dir=None,
+    schedule=DEFAULT_SCHEDULE,
 ) -> OnlineGMM:
     """Train a UBM on the speech frames of ``paths``, out of core.
 
@@ -389,6 +406,9 @@ def train_ubm(
         Progress bars for feature extraction and EM passes.
     cache_dir : path-like, optional
         Directory for the feature shards (default: a temporary one).
+    schedule : {"grow", "full"} or UbmSchedule, default="grow"
+        Batch EM's schedule; see :func:`fit_ubm` (``"full"``: the old
+        k-means start and EM to convergence).
 
     Returns
     -------
@@ -400,10 +420,11 @@ def train_ubm(
     >>> ubm = train_ubm(scan_audio("corpus/"), FeatureConfig(), n_components=64)   # doctest: +SKIP
     """
     check_learning_method(learning_method, batch_size)
+    schedule = as_schedule(schedule, max_iter=max_iter, tol=tol)
     config = config or FeatureConfig()
     with FeatureCache(paths, config, directory=cache_dir, n_jobs=n_jobs, progress=progress) as cache:
         return fit_ubm(
             cache, n_components=n_components, covariance_type=covariance_type,
             learning_method=learning_method, batch_size=batch_size, max_iter=max_iter, tol=tol,
-            init_params=init_params, random_state=random_state, progress=progress,
+            init_params=init_params, random_state=random_state, progress=progress, schedule=schedule,
         )

@@ -32,6 +32,8 @@ from streamgmm import ConvergenceWarning, OnlineGMM
 from streamgmm.init import ReservoirSample
 
 SCHEDULES = ("full", "grow")
+# measured with scripts/ubm_schedule_experiment.py (README, "UBM schedule")
+DEFAULT_SCHEDULE = "grow"
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class UbmSchedule:
     iterations_per_size : int, default=4
         ``"grow"``: EM iterations on the subsample at each size below
         ``n_components``.
-    subsample_iterations_at_full_size : int, default=0
+    subsample_iterations_at_full_size : int, default=8
         ``"grow"``: EM iterations on the subsample once the mixture has
         ``n_components``, before the passes over all the frames.
     subsample_frames : int or None, default=None
@@ -67,7 +69,7 @@ class UbmSchedule:
         ``subsample_per_component * n_components``. ``0`` means all the
         frames (read into memory).
     subsample_per_component : int, default=200
-    final_iterations : int, default=4
+    final_iterations : int, default=8
         ``"grow"``: EM passes over all the frames at the full size.
     perturbation : float, default=0.2
         ``"grow"``: a split component's two halves move their means apart by
@@ -81,10 +83,10 @@ class UbmSchedule:
     rel_tol: Optional[float] = None
     start_fraction: int = 8
     iterations_per_size: int = 4
-    subsample_iterations_at_full_size: int = 0
+    subsample_iterations_at_full_size: int = 8
     subsample_frames: Optional[int] = None
     subsample_per_component: int = 200
-    final_iterations: int = 4
+    final_iterations: int = 8
     perturbation: float = 0.2
 
     def __post_init__(self):
