@@ -51,6 +51,27 @@ def baseline(train, enroll, test, sr, n_components):
     return r["accuracy"], float(eer), dcf, r["seconds"]["total"]
 
 
+def corpus_protocols(root):
+    """Each corpus's (protocol, directory, sample rate, split function, normalisation) under ``root``.
+
+    librispeech-mini is written as a Kaldi directory (train: train-clean-100,
+    test: test-other) into a temporary folder.
+    """
+    import tempfile
+
+    from speaker_id.evaluation.corpora import load_librispeech_dir, write_kaldi_dir
+    from speaker_id.evaluation.protocols import _fsdd_split, _kaldi_split
+
+    root = Path(root)
+    kaldi = Path(tempfile.mkdtemp(prefix="librispeech-mini-kaldi-"))
+    write_kaldi_dir(load_librispeech_dir(root / "librispeech-mini" / "train-clean-100"), kaldi / "train", kaldi)
+    write_kaldi_dir(load_librispeech_dir(root / "librispeech-mini" / "test-other"), kaldi / "test", kaldi)
+    return {"fsdd": ("fsdd", root / "fsdd" / "recordings", 8000, _fsdd_split, "none"),
+            "librispeech-mini": ("kaldi", kaldi, 16000, _kaldi_split, "snorm"),
+            "arabic-speech-commands": ("kaldi", root / "arabic-speech-commands" / "kaldi", 16000, _kaldi_split,
+                                       "snorm")}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=Path, default=None, help="corpora root (default: find_dataset_root())")
@@ -59,21 +80,13 @@ def main():
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
 
-    from speaker_id.evaluation.corpora import find_dataset_root, load_librispeech_dir, write_kaldi_dir
-    from speaker_id.evaluation.protocols import _fsdd_split, _kaldi_split, evaluate
+    from speaker_id.evaluation.corpora import find_dataset_root
 
     root = args.datasets or find_dataset_root()
     if root is None:
         sys.exit("no corpora: pass --datasets DIR or set SPEAKER_ID_DATASETS")
-    import tempfile
-
-    kaldi = Path(tempfile.mkdtemp(prefix="librispeech-mini-kaldi-"))
-    write_kaldi_dir(load_librispeech_dir(root / "librispeech-mini" / "train-clean-100"), kaldi / "train", kaldi)
-    write_kaldi_dir(load_librispeech_dir(root / "librispeech-mini" / "test-other"), kaldi / "test", kaldi)
-    corpora = {"fsdd": ("fsdd", root / "fsdd" / "recordings", 8000, _fsdd_split, "none"),
-               "librispeech-mini": ("kaldi", kaldi, 16000, _kaldi_split, "snorm"),
-               "arabic-speech-commands": ("kaldi", root / "arabic-speech-commands" / "kaldi", 16000, _kaldi_split,
-                                          "snorm")}
+    corpora = corpus_protocols(root)
+    from speaker_id.evaluation.protocols import evaluate
     rows = []
     k = args.components
     for title in args.corpus:

@@ -44,6 +44,10 @@ from .frontend.limits import (
 )
 from .frontend.paths import describe_os_error, display_path
 
+# speaker_id.models.ubm_schedule.DEFAULT_SCHEDULE, spelt out: the CLI imports the models (Numba) only when it runs
+# a command (tests/test_ubm_schedule.py checks that the two agree)
+DEFAULT_UBM_SCHEDULE = "grow"
+
 EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_INPUT, EXIT_STORE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_CLUSTER = 5
 EXIT_INTERNAL = 70  # EX_SOFTWARE of sysexits.h
@@ -200,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-iter", type=int, default=50, help="EM passes at most (default 50)")
     p.add_argument("--learning-method", choices=("batch", "online"), default="batch",
                    help="UBM learning: EM to convergence, or one shuffled pass of online EM (default batch)")
+    p.add_argument("--ubm-schedule", choices=("grow", "full"), default=DEFAULT_UBM_SCHEDULE,
+                   help="batch EM schedule of the UBM: grow (default) a small mixture on a subsample of the "
+                        "frames by splitting, then a few passes over all the frames; full: k-means start and "
+                        "EM over all the frames to convergence (the old behaviour)")
     p.add_argument("--batch-size", type=int, default=None, metavar="FRAMES",
                    help="frames per online EM update of the UBM (default 8000)")
     p.add_argument("--relevance-factor", type=_relevance, default=16.0, help="MAP relevance factor (default 16)")
@@ -305,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--components", type=_positive_int, default=128, metavar="K", help="UBM components (default 128)")
     p.add_argument("--learning-method", choices=("batch", "online"), default="batch",
                    help="UBM learning: EM to convergence, or one shuffled pass of online EM (default batch)")
+    p.add_argument("--ubm-schedule", choices=("grow", "full"), default=DEFAULT_UBM_SCHEDULE,
+                   help="batch EM schedule of the UBM: grow (default) a small mixture on a subsample of the "
+                        "frames by splitting, then a few passes over all the frames; full: k-means start and "
+                        "EM over all the frames to convergence (the old behaviour)")
     p.add_argument("--batch-size", type=int, default=None, metavar="FRAMES",
                    help="frames per online EM update of the UBM (default 8000)")
     p.add_argument("--norm", choices=("none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm"), default=None,
@@ -388,14 +400,19 @@ def cmd_train_ubm(args, out):
                                     ivector_options=ivector_options, n_jobs=args.jobs,
                                     progress=not (args.quiet or args.json), n_components=args.components,
                                     max_iter=args.max_iter, learning_method=args.learning_method,
-                                    batch_size=_batch_size(args), client=client)
+                                    batch_size=_batch_size(args), schedule=args.ubm_schedule, client=client)
     store = SpeakerStore.create(args.store, ubm, config, relevance_factor=args.relevance_factor,
                                 adapt=adapt, overwrite=args.overwrite, backend=backend)
     result = {"store": str(store.path), "files": len(paths), "components": args.components,
               "learning_method": args.learning_method, "backend": args.backend, "iterations": ubm.n_iter_,
+              "ubm_schedule": args.ubm_schedule if args.learning_method == "batch" else None,
               "converged": bool(ubm.converged_), "log_likelihood_per_frame": float(ubm.lower_bound_)}
     if args.learning_method == "online":
         how = f"one online EM pass, {ubm.n_iter_} updates"
+    elif ubm.schedule_log_.schedule.kind == "grow":
+        first = ubm.schedule_log_.stages[0]
+        how = (f"grown from {first.components} components on {first.frames} sampled frames, then "
+               f"{ubm.n_iter_} EM passes over all the frames")
     else:
         how = f"{ubm.n_iter_} EM passes, {'converged' if ubm.converged_ else 'not converged'}"
     out(result, f"trained a {args.components}-component UBM on {len(paths)} files ({how}); "
@@ -652,6 +669,7 @@ def cmd_evaluate(args, out):
     with dask_client(args.scheduler, args.workers, timeout=args.connect_timeout) as client:
         result = evaluate(args.protocol, args.directory, n_components=args.components, sr=args.sr,
                           learning_method=args.learning_method, batch_size=_batch_size(args),
+                          ubm_schedule=args.ubm_schedule,
                           relevance_factor=args.relevance_factor, top_c=_top_c(args, args.backend), norm=args.norm,
                           cohort=args.cohort, top_n=args.top_n, n_jobs=args.jobs, p_targets=args.p_target,
                           backend=args.backend, ivector_options=ivector_options, client=client)

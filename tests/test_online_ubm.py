@@ -46,8 +46,8 @@ def test_one_online_pass_is_as_close_to_batch_em_as_its_first_iteration(fsdd_fra
     # --sweep).
     utterances, held_out = fsdd_frames
     k = 16
-    batch = fit_ubm(utterances, n_components=k, random_state=0)
-    first_iteration = fit_ubm(utterances, n_components=k, random_state=0, max_iter=1)
+    batch = fit_ubm(utterances, n_components=k, random_state=0, schedule="full")
+    first_iteration = fit_ubm(utterances, n_components=k, random_state=0, max_iter=1, schedule="full")
     online = fit_ubm(utterances, n_components=k, random_state=0, learning_method="online")
     batch_ll, first_ll, online_ll = batch.score(held_out), first_iteration.score(held_out), online.score(held_out)
     tolerance = batch_ll - first_ll

@@ -128,8 +128,11 @@ def test_kaldi_protocol_normalises_with_the_training_speakers_only(tmp_path):
 
 
 def test_kaldi_protocol_with_the_ivector_back_end(tmp_path):
+    # The old UBM schedule: on 24 training utterances the grown UBM's 12-test accuracy swings with
+    # its seed (5, 3 and 7 of 12 for seeds 0-2; 7, 6, 6 with "full"). This test checks the back
+    # end's wiring; the schedules are measured on the real corpora (scripts/ubm_schedule_experiment.py).
     result = evaluate("kaldi", _kaldi_corpus(tmp_path), n_components=16, max_iter=10, n_jobs=1, backend="ivector",
-                      ivector_options={"rank": 8, "lda_dim": 5, "max_iter": 5})
+                      ivector_options={"rank": 8, "lda_dim": 5, "max_iter": 5}, ubm_schedule="full")
     assert result.settings["backend"] == "ivector" and len(result.trials) == 12 * 6
     # 12 tests of 6 synthetic voices, back end trained on 6 other voices: above chance (1/6), not a measurement
     assert result.accuracy >= 0.5 and result.raw_eer <= 0.35

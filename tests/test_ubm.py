@@ -74,7 +74,7 @@ def test_cache_extracts_every_batch_with_one_pool_of_workers(tmp_path, monkeypat
 def test_train_ubm_equals_in_memory_em_on_the_same_frames(tmp_path):
     paths = _write_voices(tmp_path)
     config = FeatureConfig()
-    ubm = train_ubm(paths, config, n_components=4, max_iter=10, n_jobs=1)
+    ubm = train_ubm(paths, config, n_components=4, max_iter=10, n_jobs=1, schedule="full")
     frames = np.concatenate([extract_file(p, config) for p in paths])
     reference = OnlineGMM(4, covariance_type="diag", max_iter=10, tol=1e-3, init_params="kmeans",
                           random_state=0, init_size=max(100 * 4, 20_000))

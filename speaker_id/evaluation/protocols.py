@@ -25,6 +25,7 @@ from ..frontend.extraction import extract_files
 from ..frontend.cluster import ClusterFeatures, FeatureSets
 from ..models.ivector_backend import IvectorBackend, cluster_training_sessions, training_sessions
 from ..models.ubm import DEFAULT_BATCH_SIZE, check_learning_method, fit_ubm
+from ..models.ubm_schedule import DEFAULT_SCHEDULE, as_schedule
 from ..scoring.normalization import normalise_scores
 from . import metrics
 from .corpora import load_fsdd, read_kaldi_dir
@@ -126,6 +127,46 @@ def _kaldi_split(directory) -> _Split:
     return _Split(train=train, enroll=enroll, test=test)
 
 
+def _protocol(protocol, directory):
+    """(split, default sample rate, default normalisation) of a protocol's corpus."""
+    if protocol == "fsdd":
+        return _fsdd_split(directory), 8000, "none"
+    if protocol == "kaldi":
+        return _kaldi_split(directory), 16000, "snorm"
+    raise ValueError(f"protocol must be 'fsdd' or 'kaldi', got {protocol!r}.")
+
+
+def _feature_config(protocol_sr, sr, feature_config):
+    return feature_config or FeatureConfig(sr=sr or protocol_sr)
+
+
+def protocol_features(protocol: str, directory, *, sr: Optional[int] = None,
+                      feature_config: Optional[FeatureConfig] = None, n_jobs: int = 2) -> dict:
+    """The features of every file a protocol run reads, to pass to several :func:`evaluate` calls.
+
+    Parameters
+    ----------
+    protocol, directory, sr, feature_config, n_jobs
+        As :func:`evaluate`.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_frames_i, n_features)
+        Keyed by audio path; give it to :func:`evaluate` as ``features``
+        (with the same ``sr`` and ``feature_config``).
+
+    Examples
+    --------
+    >>> feats = protocol_features("fsdd", "fsdd/recordings")                     # doctest: +SKIP
+    >>> [evaluate("fsdd", "fsdd/recordings", features=feats, random_state=s) for s in range(3)]  # doctest: +SKIP
+    """
+    split, default_sr, _ = _protocol(protocol, directory)
+    config = _feature_config(default_sr, sr, feature_config)
+    paths = list({u.path: None for u in split.train + [u for s in sorted(split.enroll) for u in split.enroll[s]]
+                  + split.test})
+    return dict(zip(paths, extract_files(paths, config, n_jobs=n_jobs)))
+
+
 def evaluate(
     protocol: str,
     directory,
@@ -148,6 +189,8 @@ def evaluate(
     n_jobs: int = 2,
     p_targets: Sequence[float] = (0.01, 0.001),
     progress: bool = False,
+    ubm_schedule=DEFAULT_SCHEDULE,
+    features: Optional[dict] = None,
     client=None,
 ) -> EvaluationResult:
     """Run a verification + identification protocol over a corpus.
@@ -206,12 +249,17 @@ def evaluate(
         Frames per online EM update of the UBM.
     p_targets : sequence of float, default=(0.01, 0.001)
         Target priors of minDCF (c_miss = c_fa = 1).
+    ubm_schedule : {"grow", "full"} or UbmSchedule, default="grow"
+        How batch EM spends its passes; see :func:`speaker_id.models.ubm.fit_ubm`.
+    features : dict, optional
+        Features already extracted by :func:`protocol_features` (same ``sr``
+        and ``feature_config``), reused instead of reading the audio again.
     client : dask.distributed.Client, optional
         Run on a Dask cluster: features are extracted on the workers and
         stay there; the UBM (and the i-vector extractor) train there by EM
         whose statistics are summed in a tree, and enrollment and scoring map
-        over the utterances. The figures equal one process's. ``n_jobs`` is
-        then unused; the online learning method is refused.
+        over the utterances. The figures equal one process's. ``n_jobs`` and
+        ``features`` are then unused; the online learning method is refused.
 
     Returns
     -------
@@ -219,12 +267,8 @@ def evaluate(
     """
     clock = {"start": time.perf_counter()}
     check_learning_method(learning_method, batch_size)
-    if protocol == "fsdd":
-        split, default_sr, default_norm = _fsdd_split(directory), 8000, "none"
-    elif protocol == "kaldi":
-        split, default_sr, default_norm = _kaldi_split(directory), 16000, "snorm"
-    else:
-        raise ValueError(f"protocol must be 'fsdd' or 'kaldi', got {protocol!r}.")
+    ubm_schedule = as_schedule(ubm_schedule, max_iter=max_iter)
+    split, default_sr, default_norm = _protocol(protocol, directory)
     norm = default_norm if norm is None else norm
     if norm not in scoring.normalization.NORMALISATIONS:
         raise ValueError(f"norm must be one of {scoring.normalization.NORMALISATIONS}, got {norm!r}.")
@@ -232,7 +276,7 @@ def evaluate(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
     if cohort not in COHORTS:
         raise ValueError(f"cohort must be one of {COHORTS}, got {cohort!r}.")
-    config = feature_config or FeatureConfig(sr=sr or default_sr)
+    config = _feature_config(default_sr, sr, feature_config)
     if backend == "ivector":  # too few training speakers for the LDA asked for: say so before any work
         IvectorBackend(**(ivector_options or {})).check_speakers(len({u.speaker for u in split.train}))
     if client is not None and learning_method != "batch":
@@ -242,10 +286,17 @@ def evaluate(
     train_paths = list({u.path: None for u in split.train})
     other_paths = [p for p in {u.path: None for u in enroll_utts + split.test} if p not in set(train_paths)]
     ubm_options = dict(n_components=n_components, learning_method=learning_method, batch_size=batch_size,
-                       max_iter=max_iter, random_state=random_state)
+                       max_iter=max_iter, random_state=random_state, schedule=ubm_schedule)
     if client is None:
         paths = train_paths + other_paths
-        features = FeatureTable(dict(zip(paths, extract_files(paths, config, n_jobs=n_jobs))))
+        if features is None:
+            features = dict(zip(paths, extract_files(paths, config, n_jobs=n_jobs)))
+        else:
+            missing = [p for p in paths if p not in features]
+            if missing:
+                raise ValueError(f"features has no entry for {missing[0]} ({len(missing)} files missing); "
+                                 "pass protocol_features() of the same protocol and directory.")
+        features = FeatureTable(features)
         train_features = [features[u.path] for u in split.train]
     else:
         train_features = ClusterFeatures(client, train_paths, config)
@@ -308,6 +359,13 @@ def evaluate(
                 # passes over the training frames: batch EM's initialisation scan + its iterations
                 "ubm_passes": 1 if learning_method == "online" else ubm.n_iter_ + 1,
                 "ubm_iterations": ubm.n_iter_, "ubm_converged": bool(ubm.converged_)}
+    if learning_method == "batch":
+        log = ubm.schedule_log_
+        settings.update({"ubm_schedule": log.schedule.kind,
+                         # EM passes over all the training frames, and all E-step work in such passes
+                         "ubm_iterations": log.full_passes,
+                         "ubm_passes": log.full_passes + 1,
+                         "ubm_equivalent_passes": log.equivalent_passes})
     return EvaluationResult(
         protocol=protocol, n_speakers=len(speakers), n_train_utterances=len(split.train),
         n_enroll_utterances=len(enroll_utts), n_test_utterances=len(split.test), eer=float(eer),

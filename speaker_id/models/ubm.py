@@ -16,17 +16,25 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from streamgmm import ConvergenceWarning, OnlineGMM
+from streamgmm import OnlineGMM
 
 from ..frontend.cluster import ClusterFeatures
 from ..frontend.config import FeatureConfig
 from ..frontend.extraction import ExtractionPool
+from .ubm_schedule import (
+    DEFAULT_SCHEDULE,
+    ClusterFrames,
+    LocalFrames,
+    ScheduleLog,
+    as_schedule,
+    fit_full,
+    fit_grow,
+)
 
 # frames per cache shard: 100,000 x 60 float32 = 24 MB
 _SHARD_FRAMES = 100_000
@@ -260,6 +268,7 @@ def fit_ubm(
     init_params: str = "kmeans",
     random_state: int = 0,
     progress: bool = False,
+    schedule=DEFAULT_SCHEDULE,
 ) -> OnlineGMM:
     """Fit a UBM to features already extracted, by batch EM or one pass of online EM.
 
@@ -286,34 +295,58 @@ def fit_ubm(
     batch_size : int, default=DEFAULT_BATCH_SIZE
         Frames per online update (validated, unused by batch EM).
     max_iter, tol
-        Batch EM only, as :class:`streamgmm.OnlineGMM`.
+        Batch EM only, as :class:`streamgmm.OnlineGMM` (for ``schedule="grow"``,
+        ``max_iter`` caps the passes over all the frames).
     init_params, random_state
         As :class:`streamgmm.OnlineGMM`; ``random_state`` also seeds the
         online order of the utterances.
     progress : bool
         A progress bar over EM passes (batch) or updates (online).
+    schedule : {"grow", "full"} or UbmSchedule, default="grow"
+        How batch EM spends its passes (see
+        :mod:`speaker_id.models.ubm_schedule`). ``"grow"``: k-means to
+        ``n_components // 8`` components on a random subsample of
+        ``200 * n_components`` frames, 4 EM iterations on the subsample per
+        size, every component split in two until ``n_components``, 8 more
+        iterations on the subsample, then 8 passes over all the frames
+        (at most ``max_iter``); about 10 passes' worth of E-step work
+        instead of 50. ``"full"``: the old behaviour, k-means on a sample
+        then EM over all the frames for ``max_iter`` passes or until the
+        lower bound changes by less than ``tol``. Every EM iteration is an
+        :meth:`streamgmm.OnlineGMM.fit` call.
 
     Returns
     -------
     OnlineGMM
         Fitted. After online learning ``n_iter_`` counts the updates
         (the initialisation is the first) and ``converged_`` is False.
+        After batch EM ``n_iter_`` counts the passes over all the frames
+        of the last stage and ``schedule_log_`` (a
+        :class:`~speaker_id.models.ubm_schedule.ScheduleLog`) says what
+        each stage did.
 
     Examples
     --------
     >>> ubm = fit_ubm([feats_a, feats_b, ...], n_components=64, learning_method="online")  # doctest: +SKIP
     """
     check_learning_method(learning_method, batch_size)
-    if isinstance(utterances, ClusterFeatures):
-        return _fit_ubm_on_cluster(utterances, n_components=n_components, covariance_type=covariance_type,
-                                   learning_method=learning_method, max_iter=max_iter, tol=tol,
-                                   init_params=init_params, random_state=random_state)
-    if isinstance(utterances, FeatureCache):
-        chunks, utterances = utterances.chunks, utterances.utterances()
+    schedule = as_schedule(schedule, max_iter=max_iter, tol=tol)
+    on_cluster = isinstance(utterances, ClusterFeatures)
+    if on_cluster:
+        if learning_method != "batch":
+            raise ValueError("online EM is one sequential pass and runs in one process; use the batch "
+                             "learning method on a cluster (--learning-method batch), or no --workers/--scheduler.")
+        utterances.wait()
+        lengths = utterances.map(len, utterances.paths)
+        frames = ClusterFrames(utterances.futures, utterances.client)
     else:
-        utterances = list(utterances)
-        chunks = lambda: iter(utterances)  # noqa: E731
-    n_frames = sum(len(u) for u in utterances)
+        if isinstance(utterances, FeatureCache):
+            chunks, utterances = utterances.chunks, utterances.utterances()
+        else:
+            utterances = list(utterances)
+            chunks = lambda: iter(utterances)  # noqa: E731
+        lengths = [len(u) for u in utterances]
+    n_frames = sum(lengths)
     if n_frames < n_components:
         raise ValueError(
             f"the training audio gave {n_frames} speech frames, fewer than the "
@@ -334,42 +367,26 @@ def fit_ubm(
         finally:
             bar.close()
         return ubm
-    bar = _progress(total=max_iter, desc="EM", unit="pass", enabled=progress)
-    passes = {"n": 0}
+    log = ScheduleLog(schedule, n_frames)
+    bar = _progress(total=None, desc="EM", unit="pass", enabled=progress and not on_cluster)
 
     def each_pass():
-        passes["n"] += 1
-        if passes["n"] > 1:  # the first pass initialises
-            bar.update(1)
+        bar.update(1)
         return chunks()
 
+    if not on_cluster:
+        frames = LocalFrames(each_pass)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            ubm.fit(each_pass)
+        if schedule.kind == "grow":
+            ubm = fit_grow(frames, n_components, schedule, covariance_type=covariance_type,
+                           random_state=random_state, log=log)
+        else:
+            ubm = fit_full(frames, n_components, schedule, covariance_type=covariance_type,
+                           init_params=init_params, init_size=init_size, random_state=random_state, log=log)
     finally:
         bar.close()
+    ubm.schedule_log_ = log
     return ubm
-
-
-def _fit_ubm_on_cluster(features, *, n_components, covariance_type, learning_method, max_iter, tol,
-                        init_params, random_state):
-    """Batch EM of :func:`fit_ubm` over features kept on a cluster (the same model as in one process)."""
-    if learning_method != "batch":
-        raise ValueError("online EM is one sequential pass and runs in one process; use the batch "
-                         "learning method with a cluster (--learning-method batch), or no --workers/--scheduler.")
-    features.wait()
-    n_frames = sum(features.map(len, features.paths))
-    if n_frames < n_components:
-        raise ValueError(
-            f"the training audio gave {n_frames} speech frames, fewer than the "
-            f"{n_components} components asked for; add audio or use --components smaller."
-        )
-    ubm = OnlineGMM(n_components, covariance_type=covariance_type, max_iter=max_iter, tol=tol,
-                    init_params=init_params, random_state=random_state, init_size=_init_size(n_components))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return ubm.fit(features.futures, client=features.client)
 
 
 def train_ubm(
@@ -387,6 +404,7 @@ def train_ubm(
     n_jobs: int = 2,
     progress: bool = False,
     cache_dir=None,
+    schedule=DEFAULT_SCHEDULE,
 ) -> OnlineGMM:
     """Train a UBM on the speech frames of ``paths``, out of core.
 
@@ -412,6 +430,9 @@ def train_ubm(
         Progress bars for feature extraction and EM passes.
     cache_dir : path-like, optional
         Directory for the feature shards (default: a temporary one).
+    schedule : {"grow", "full"} or UbmSchedule, default="grow"
+        Batch EM's schedule; see :func:`fit_ubm` (``"full"``: the old
+        k-means start and EM to convergence).
 
     Returns
     -------
@@ -423,10 +444,11 @@ def train_ubm(
     >>> ubm = train_ubm(scan_audio("corpus/"), FeatureConfig(), n_components=64)   # doctest: +SKIP
     """
     check_learning_method(learning_method, batch_size)
+    schedule = as_schedule(schedule, max_iter=max_iter, tol=tol)
     config = config or FeatureConfig()
     with FeatureCache(paths, config, directory=cache_dir, n_jobs=n_jobs, progress=progress) as cache:
         return fit_ubm(
             cache, n_components=n_components, covariance_type=covariance_type,
             learning_method=learning_method, batch_size=batch_size, max_iter=max_iter, tol=tol,
-            init_params=init_params, random_state=random_state, progress=progress,
+            init_params=init_params, random_state=random_state, progress=progress, schedule=schedule,
         )
