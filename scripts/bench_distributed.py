@@ -43,7 +43,7 @@ configuration's own. Printed per configuration:
 Dask's nanny limits BLAS and OpenMP to one thread per worker, but Numba's
 parallel loops in a worker still use every core (printed at the start).
 
-Run:  python scripts/bench_distributed.py                        (full, about 12 minutes on 2 cores)
+Run:  python scripts/bench_distributed.py                        (full, 7-9 minutes on 2 loaded cores)
       python scripts/bench_distributed.py --frames 2000000 --iterations 3 --files 40   (smoke, about 1 minute)
       python scripts/bench_distributed.py --skip-generated       (librispeech-mini only)
 """
