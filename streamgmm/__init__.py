@@ -29,6 +29,8 @@ sklearn_compat
     Conversion of settings and parameters to and from scikit-learn.
 estimators
     :class:`OnlineGMM`, :func:`accumulate`, :func:`chunk_source`, model files (:func:`load`).
+distributed
+    Batch EM on a Dask cluster (the ``dask`` extra; imported on demand).
 novelty
     :class:`NoveltyTracker`, novelty scoring of a stream.
 demo

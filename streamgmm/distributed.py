@@ -17,7 +17,12 @@ the list of sources, not by which worker finishes first. A worker lost in
 the middle of an iteration costs a recomputation, not a different model:
 Dask reruns its tasks (reloading its chunks from their sources) elsewhere.
 
-Needs the ``dask`` extra: ``pip install 'streamgmm[dask]'``.
+Needs the ``dask`` extra: ``pip install 'streamgmm[dask]'``. Dask limits
+each worker's BLAS to one thread but not Numba's: give the workers
+``NUMBA_NUM_THREADS`` (cores per worker), e.g. ``LocalCluster(n_workers=2,
+threads_per_worker=1, env={"NUMBA_NUM_THREADS": "1"})``, as ``speaker-id
+--workers`` does. ``OnlineGMM.fit(sources, client=client)`` uses the
+defaults; :func:`fit` also takes ``loader``, ``keep_loaded`` and ``callback``.
 
 Examples
 --------
@@ -240,10 +245,11 @@ class ClusterPasses:
         (recomputed from the source if the worker is lost). False re-reads
         every source in every pass, for data larger than the cluster's memory.
     callback : callable, optional
-        ``callback(event, info)`` after each stage; events ``"scan"``,
-        ``"submitted"`` (an iteration's tasks are queued) and ``"iteration"``
-        (with timings: ``wall``, ``compute`` summed over tasks, ``reduce``,
-        ``n_sources``). For benchmarks and fault tests.
+        ``callback(event, info)`` after each stage; events ``"scan"``
+        (``n_rows``), ``"submitted"`` (an iteration's tasks are queued) and
+        ``"iteration"`` (seconds: ``wall``, ``compute`` summed over the map
+        and reduce tasks, ``submit`` spent queuing them; and ``n_sources``).
+        For benchmarks and fault tests.
     """
 
     def __init__(self, client, sources, *, loader=None, keep_loaded=True, callback=None):
