@@ -6,6 +6,7 @@ In flow order:
 * :mod:`~speaker_id.frontend.sources`: live audio (a file at real-time pace, raw PCM on a pipe, the microphone).
 * :mod:`~speaker_id.frontend.config`: :class:`FeatureConfig`, every parameter of the front end.
 * :mod:`~speaker_id.frontend.spectral`: framing, power spectra, mel filterbank, DCT.
+* :mod:`~speaker_id.frontend.blas_threads`: one BLAS thread for the small products of a frame block.
 * :mod:`~speaker_id.frontend.mfcc`: static MFCCs of a signal.
 * :mod:`~speaker_id.frontend.deltas`: deltas and delta-deltas.
 * :mod:`~speaker_id.frontend.vad`: energy voice activity detection.

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .blas_threads import one_blas_thread
 from .config import FeatureConfig, FeatureError
 from .spectral import dct_matrix, frame_signal, log_mel, mel_filterbank, power_spectrum
 
@@ -91,7 +92,8 @@ def mfcc_from_frames(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
         raise ValueError(f"frames must have shape (n_frames, {config.win_length}), got {frames.shape}")
     power = power_spectrum(frames, n_fft=config.fft_size, window=config.window, preemphasis=config.preemphasis)
     basis = mel_filterbank(config.sr, config.fft_size, config.n_mels, config.fmin, config.mel_fmax)
-    return log_mel(power, basis) @ dct_matrix(config.n_mels, config.n_mfcc)
+    with one_blas_thread():
+        return log_mel(power, basis) @ dct_matrix(config.n_mels, config.n_mfcc)
 
 
 def mfcc(y: np.ndarray, config: Optional[FeatureConfig] = None) -> np.ndarray:
