@@ -181,3 +181,12 @@ def test_cluster_options_are_checked_before_any_work(voices, tmp_path, capsys):
     assert exit_info.value.code == 2
     capsys.readouterr()
     assert not (tmp_path / "s").exists()
+
+
+def test_a_bad_file_on_the_workers_is_one_line_and_no_store(voices, tmp_path, capsys):
+    root, by_speaker = voices
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio at all")
+    _expect(capsys, ["train-ubm", "--store", str(tmp_path / "s"), "--quiet", "--components", "4", "--workers", "2",
+                     *map(str, by_speaker["spk000"]), str(broken)], 3, "broken.wav", "cannot decode audio")
+    assert not (tmp_path / "s").exists()

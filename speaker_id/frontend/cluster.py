@@ -76,7 +76,7 @@ def dask_client(scheduler: Optional[str] = None, workers: Optional[int] = None, 
         try:
             cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                silence_logs=40, env={"NUMBA_NUM_THREADS": str(threads)},
+                silence_logs=50, env={"NUMBA_NUM_THREADS": str(threads)},
             )
         except Exception as exc:  # noqa: BLE001 - whatever stops the cluster, say so in one line
             raise ClusterError(f"could not start a local Dask cluster of {workers} workers: {exc}") from None
