@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -220,8 +221,16 @@ def tree_sum(client, futures, fan_in=FAN_IN):
 
 
 def broadcast(client, value):
-    """A future of ``value`` for many tasks to share: sent to the cluster once, recomputable if a worker is lost."""
-    return client.submit(_value, value, pure=False)
+    """A future of ``value`` for many tasks to share: sent to the cluster once, recomputable if a worker is lost.
+
+    The value travels inside its task (so the scheduler can recompute it
+    where a worker holding it died), which for models of several MB makes
+    Dask warn about a "large graph"; that is the intent here, sent once for
+    many tasks, so the warning is silenced.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        return client.submit(_value, value, pure=False)
 
 
 # ---------------------------------------------------------------- passes
