@@ -15,7 +15,7 @@ same files with the same number of diagonal components:
   ``GaussianMixture`` UBM, MAP of the means from ``predict_proba``, exact
   ``GaussianMixture.score`` per model), one process.
 
-It prints seconds per stage (features, UBM, enroll + score, all), the ratio
+It prints seconds per stage (features, UBM, enrollment, scoring of every trial, all), the ratio
 peer / ours, EM iterations, the raw EER and identification accuracy each side
 reaches, and each side's peak resident memory (its main process; ours' feature
 workers are not counted). BLAS threads are left at their default for both.
@@ -38,8 +38,8 @@ def _ours(directory, n_components, jobs):
 
     r = evaluate("kaldi", directory, n_components=n_components, norm="none", n_jobs=jobs)
     s = r.seconds
-    stages = {"features": s["features"], "ubm": s["ubm"], "enroll+score": s["backend"] + s["enroll_and_score"],
-              "total": s["total"]}
+    stages = {"features": s["features"], "ubm": s["ubm"], "enroll": s["backend"] + s["enroll"],
+              "score": s["score"], "total": s["total"]}
     return {"seconds": stages, "eer": r.raw_eer, "accuracy": r.accuracy, "iterations": r.settings["ubm_iterations"],
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -55,7 +55,7 @@ def _peer(directory, n_components):
     r = run(split.train, split.enroll, split.test, 16000, n_components)
     s = r["seconds"]
     eer, _ = metrics.eer(r["scores"].ravel(), r["labels"].ravel())
-    stages = {"features": s["features"], "ubm": s["ubm"], "enroll+score": s["enroll"] + s["scoring"],
+    stages = {"features": s["features"], "ubm": s["ubm"], "enroll": s["enroll"], "score": s["scoring"],
               "total": s["total"]}
     return {"seconds": stages, "eer": float(eer), "accuracy": r["accuracy"], "iterations": r["ubm_iterations"],
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -82,7 +82,7 @@ def main():
     repo = Path(__file__).resolve().parent.parent
     directories = {"arabic-speech-commands": Path(root) / "arabic-speech-commands" / "kaldi",
                    "librispeech-mini": repo / "datasets" / "librispeech-mini"}
-    stages = ("features", "ubm", "enroll+score", "total")
+    stages = ("features", "ubm", "enroll", "score", "total")
     print(f"{args.components} diagonal components, raw scores; ours with {args.jobs} feature process(es)")
     print(f"{'corpus':23s} {'side':6s} " + " ".join(f"{s:>13s}" for s in stages)
           + f" {'EM iter':>7s} {'EER':>7s} {'ident.':>7s} {'peak MB':>8s}")

@@ -321,6 +321,7 @@ def evaluate(
             trials = IvectorTrials(ubm, fitted, features)
         clock["backend"] = time.perf_counter()
         trials.enroll(speakers, [[u.path for u in split.enroll[s]] for s in speakers])
+        clock["enrolled"] = time.perf_counter()
         raw = trials.score(speakers, [u.path for u in split.test])
         clock["scoring"] = time.perf_counter()
         cohort_matrices, n_cohort = cohort_scores(split, speakers, raw, trials, cohort, norm)
@@ -349,6 +350,8 @@ def evaluate(
         "ubm": clock["ubm"] - clock["features"],
         "backend": clock["backend"] - clock["ubm"],
         "enroll_and_score": clock["scoring"] - clock["backend"],
+        "enroll": clock["enrolled"] - clock["backend"],
+        "score": clock["scoring"] - clock["enrolled"],
         "normalisation": clock["end"] - clock["scoring"],
         "total": clock["end"] - clock["start"],
     }
