@@ -63,6 +63,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .audio import PathLike, load_audio
+from .blas_threads import keep_one_blas_thread, one_blas_thread
 from .config import FeatureConfig, FeatureError
 from .deltas import add_deltas
 from .mfcc import _check_length, _check_signal, config_frames, mfcc_from_frames
@@ -183,6 +184,7 @@ def _init_worker(tables: dict) -> None:
         threadpool_limits(1)
     except ImportError:  # pragma: no cover - threadpoolctl is optional
         pass
+    keep_one_blas_thread()  # so that the front end's per-file BLAS contexts cost nothing
     _TABLES.update(tables)
 
 
@@ -344,7 +346,8 @@ class ExtractionPool:
         """
         paths = [os.fspath(p) for p in paths]
         if self._pool is None or len(paths) < 2:
-            return [extract_file(p, self.config) for p in paths]
+            with one_blas_thread():  # set once for all the files, not once per file
+                return [extract_file(p, self.config) for p in paths]
         chunksize = max(1, min(64, len(paths) // (8 * self.n_jobs)))
         try:
             return list(self._pool.map(_worker_extract, paths, repeat(self.config), chunksize=chunksize))
@@ -372,8 +375,12 @@ class ExtractionPool:
         """
         paths = [os.fspath(p) for p in paths]
         if self._pool is None:
-            for path in paths:
-                yield extract_file(path, self.config)
+            # in this process, task by task as the workers would: one BLAS limit per task, not per file,
+            # and never held while the caller has the results
+            for task in _tasks_by_size(paths):
+                with one_blas_thread():
+                    results = [extract_file(path, self.config) for path in task]
+                yield from results
             return
         tasks = iter(_tasks_by_size(paths))
         in_flight = collections.deque()
