@@ -104,7 +104,11 @@ def extract(y: np.ndarray, config: Optional[FeatureConfig] = None) -> np.ndarray
     (60, dtype('float32'), True)
     """
     config = config or FeatureConfig()
-    y = _check_signal(y)
+    return _extract_checked(_check_signal(y), config)
+
+
+def _extract_checked(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """:func:`extract` of a signal known to be finite, 1-D, float32 and contiguous (as load_audio gives it)."""
     _check_length(y, config)
     frames = config_frames(y, config)
     feats = mfcc_from_frames(frames, config)
@@ -156,9 +160,9 @@ def extract_file(path: PathLike, config: Optional[FeatureConfig] = None) -> np.n
     (101, 60)
     """
     config = config or FeatureConfig()
-    y = load_audio(path, sr=config.sr)
+    y = load_audio(path, sr=config.sr)  # finite, 1-D, float32: extract's checks of the signal would repeat its own
     try:
-        return extract(y, config)
+        return _extract_checked(y, config)
     except FeatureError as exc:
         raise FeatureError(f"{os.fspath(path)}: {exc}") from exc
 
