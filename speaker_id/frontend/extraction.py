@@ -207,12 +207,14 @@ def _worker_extract_many(paths, config):
 # Audio bytes per task of ExtractionPool.imap: about a minute of 16 kHz 16-bit audio.
 _TASK_BYTES = 2_000_000
 
-# Fewer bytes of audio than this in a run and ExtractionPool starts no worker: starting two spawned
-# workers and stopping them costs about 2 s (each imports NumPy, SciPy and the package), and one core
-# extracts 16-bit audio at about 16 MB/s (1000x real time at 8 kHz), so below about 4 s of one core's
-# work the second worker saves less than the start-up costs. FSDD's 2,700 training files (19 MB) took
-# 1.1 s in this process and 2.5-2.7 s with two workers.
-_POOL_MIN_BYTES = 64 * 2**20
+# Fewer bytes of audio than this in a run and ExtractionPool starts no worker. A spawned worker imports
+# NumPy, SciPy and the front end (0.4 s) and also re-imports the calling script's own imports (2.5 s
+# for a script that imports librosa or the evaluation code), and one core extracts 16-33 MB of files
+# a second (1000-1900x real time; FLAC is smaller for the same work), so two workers pay only beyond
+# about 4 s of one core's work: on two shared cores FSDD's 19 MB took 1.1 s in this process and
+# 2.5-3.2 s with two workers, 76 MB of it broke even (3.9 s), 190 MB took 8.1-8.5 s against 10.2-10.4 s;
+# librispeech-mini's 69 MB (FLAC) took 2.1 s in this process and 3.6 s with two workers.
+_POOL_MIN_BYTES = 128 * 2**20
 
 
 def _total_bytes(paths):
@@ -254,7 +256,7 @@ def extract_files(
     ``if __name__ == "__main__":`` in scripts). Each worker limits BLAS and
     OpenMP to one thread so the workers do not oversubscribe the cores.
     Starting workers costs a second or two, so files holding less than
-    :data:`_POOL_MIN_BYTES` (64 MiB, a few seconds of one core's work) are
+    :data:`_POOL_MIN_BYTES` (128 MiB, several seconds of one core's work) are
     extracted in this process whatever `n_jobs` is.
 
     Parameters
