@@ -13,19 +13,45 @@ decisions; each subpackage uses only those above it in this list:
 * :mod:`~speaker_id.cli`: the ``speaker-id`` command; parses arguments and prints, computes nothing.
 """
 
-from .frontend import (
-    AudioError,
-    FeatureConfig,
-    FeatureError,
-    StreamingFeatureExtractor,
-    extract,
-    extract_file,
-    extract_files,
-    load_audio,
-)
-from .models import fit_ubm, map_adapt, speaker_stats, train_ubm
-from .scoring import SpeakerScorer, StreamScorer, identify, llr, verify
-from .store import SpeakerStore
+import importlib
+
+# Names are imported on first use (PEP 562), so that importing one module of the package (an
+# extraction worker imports speaker_id.frontend.extraction) does not import all of it: the models
+# and scoring bring scikit-learn and Numba, about a second and a half of every worker's start-up.
+_EXPORTS = {
+    "AudioError": ".frontend",
+    "FeatureConfig": ".frontend",
+    "FeatureError": ".frontend",
+    "StreamingFeatureExtractor": ".frontend",
+    "extract": ".frontend",
+    "extract_file": ".frontend",
+    "extract_files": ".frontend",
+    "load_audio": ".frontend",
+    "fit_ubm": ".models",
+    "map_adapt": ".models",
+    "speaker_stats": ".models",
+    "train_ubm": ".models",
+    "SpeakerScorer": ".scoring",
+    "StreamScorer": ".scoring",
+    "identify": ".scoring",
+    "llr": ".scoring",
+    "verify": ".scoring",
+    "SpeakerStore": ".store",
+}
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "AudioError",

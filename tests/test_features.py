@@ -349,7 +349,9 @@ def test_extract_file_errors_name_the_file(tmp_path):
         extract_file(short)
 
 
-def test_extract_files_keeps_order_in_process_and_in_workers(tmp_path):
+def test_extract_files_keeps_order_in_process_and_in_workers(tmp_path, monkeypatch):
+    import speaker_id.frontend.extraction as extraction
+
     paths = []
     for i, seconds in enumerate([1.0, 0.3, 0.6, 0.45]):
         p = tmp_path / f"u{i}.wav"
@@ -358,6 +360,7 @@ def test_extract_files_keeps_order_in_process_and_in_workers(tmp_path):
     cfg = FeatureConfig(vad=False)
     serial = extract_files(paths, cfg, n_jobs=1)
     assert [x.shape[0] for x in serial] == [1 + int(16000 * s) // 160 for s in [1.0, 0.3, 0.6, 0.45]]
+    monkeypatch.setattr(extraction, "_POOL_MIN_BYTES", 0)  # so few bytes would stay in this process
     parallel = extract_files(paths, cfg, n_jobs=2)
     assert len(parallel) == len(paths)
     for a, b in zip(serial, parallel):
@@ -392,3 +395,32 @@ def test_real_fsdd_and_librispeech_files_give_finite_features():
             assert np.isfinite(X).all()
             # The VAD keeps speech but drops some of the pauses.
             assert 0.2 * n_total < X.shape[0] <= n_total
+
+
+def test_a_small_corpus_starts_no_worker(tmp_path, monkeypatch):
+    """Below _POOL_MIN_BYTES the workers' start-up would cost more than they save: n_jobs=2 runs in this process."""
+    import concurrent.futures
+
+    import speaker_id.frontend.extraction as extraction
+
+    started = []
+
+    class CountingExecutor(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs.get("max_workers"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(extraction.concurrent.futures, "ProcessPoolExecutor", CountingExecutor)
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"u{i}.wav"
+        sf.write(p, _noise(8000, seed=i), 16000)
+        paths.append(p)
+    cfg = FeatureConfig(vad=False)
+    features = extract_files(paths, cfg, n_jobs=2)
+    assert started == []
+    for path, x in zip(paths, features):
+        np.testing.assert_array_equal(x, extract_file(path, cfg))
+    with extraction.ExtractionPool(cfg, n_jobs=2, n_bytes=extraction._POOL_MIN_BYTES - 1) as pool:
+        assert pool.n_jobs == 1 and pool._pool is None
+    assert started == []

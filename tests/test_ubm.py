@@ -55,6 +55,7 @@ def test_cache_extracts_every_batch_with_one_pool_of_workers(tmp_path, monkeypat
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(extraction.concurrent.futures, "ProcessPoolExecutor", CountingExecutor)
+    monkeypatch.setattr(extraction, "_POOL_MIN_BYTES", 0)  # a small corpus would stay in this process
     sr = 8000
     paths = []
     for i in range(600):

@@ -63,6 +63,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .audio import PathLike, load_audio
+from .blas_threads import keep_one_blas_thread, one_blas_thread
 from .config import FeatureConfig, FeatureError
 from .deltas import add_deltas
 from .mfcc import _check_length, _check_signal, config_frames, mfcc_from_frames
@@ -103,7 +104,11 @@ def extract(y: np.ndarray, config: Optional[FeatureConfig] = None) -> np.ndarray
     (60, dtype('float32'), True)
     """
     config = config or FeatureConfig()
-    y = _check_signal(y)
+    return _extract_checked(_check_signal(y), config)
+
+
+def _extract_checked(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """:func:`extract` of a signal known to be finite, 1-D, float32 and contiguous (as load_audio gives it)."""
     _check_length(y, config)
     frames = config_frames(y, config)
     feats = mfcc_from_frames(frames, config)
@@ -155,9 +160,9 @@ def extract_file(path: PathLike, config: Optional[FeatureConfig] = None) -> np.n
     (101, 60)
     """
     config = config or FeatureConfig()
-    y = load_audio(path, sr=config.sr)
+    y = load_audio(path, sr=config.sr)  # finite, 1-D, float32: extract's checks of the signal would repeat its own
     try:
-        return extract(y, config)
+        return _extract_checked(y, config)
     except FeatureError as exc:
         raise FeatureError(f"{os.fspath(path)}: {exc}") from exc
 
@@ -183,6 +188,7 @@ def _init_worker(tables: dict) -> None:
         threadpool_limits(1)
     except ImportError:  # pragma: no cover - threadpoolctl is optional
         pass
+    keep_one_blas_thread()  # so that the front end's per-file BLAS contexts cost nothing
     _TABLES.update(tables)
 
 
@@ -200,6 +206,26 @@ def _worker_extract_many(paths, config):
 
 # Audio bytes per task of ExtractionPool.imap: about a minute of 16 kHz 16-bit audio.
 _TASK_BYTES = 2_000_000
+
+# Fewer bytes of audio than this in a run and ExtractionPool starts no worker. A spawned worker imports
+# NumPy, SciPy and the front end (0.4 s) and also re-imports the calling script's own imports (2.5 s
+# for a script that imports librosa or the evaluation code), and one core extracts 16-33 MB of files
+# a second (1000-1900x real time; FLAC is smaller for the same work), so two workers pay only beyond
+# about 4 s of one core's work: on two shared cores FSDD's 19 MB took 1.1 s in this process and
+# 2.5-3.2 s with two workers, 76 MB of it broke even (3.9 s), 190 MB took 8.1-8.5 s against 10.2-10.4 s;
+# librispeech-mini's 69 MB (FLAC) took 2.1 s in this process and 3.6 s with two workers.
+_POOL_MIN_BYTES = 128 * 2**20
+
+
+def _total_bytes(paths):
+    """Bytes of the files in ``paths`` (one ``stat`` each; unreadable ones count 0, extraction names them)."""
+    total = 0
+    for path in paths:
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            pass
+    return total
 
 
 def _tasks_by_size(paths):
@@ -229,8 +255,9 @@ def extract_files(
     ``spawn`` method, so it is safe from threaded programs; call it under
     ``if __name__ == "__main__":`` in scripts). Each worker limits BLAS and
     OpenMP to one thread so the workers do not oversubscribe the cores.
-    Starting a worker costs a fraction of a second, so for a few short files
-    ``n_jobs=1`` (in-process) is faster.
+    Starting workers costs a second or two, so files holding less than
+    :data:`_POOL_MIN_BYTES` (128 MiB, several seconds of one core's work) are
+    extracted in this process whatever `n_jobs` is.
 
     Parameters
     ----------
@@ -264,7 +291,8 @@ def extract_files(
     """
     config = config or FeatureConfig()
     paths = [os.fspath(p) for p in paths]
-    with ExtractionPool(config, n_jobs, n_files=len(paths)) as pool:
+    n_bytes = _total_bytes(paths) if n_jobs != 1 else None
+    with ExtractionPool(config, n_jobs, n_files=len(paths), n_bytes=n_bytes) as pool:
         return pool.map(paths)
 
 
@@ -288,6 +316,10 @@ class ExtractionPool:
     n_files : int, optional
         Files the run will extract in all, if known: no more workers than
         files are started.
+    n_bytes : int, optional
+        Bytes of audio the run will read in all, if known: below
+        :data:`_POOL_MIN_BYTES` no worker is started (the files would be done
+        in this process before the workers were up).
 
     Examples
     --------
@@ -297,13 +329,15 @@ class ExtractionPool:
     """
 
     def __init__(self, config: Optional[FeatureConfig] = None, n_jobs: Optional[int] = 2,
-                 n_files: Optional[int] = None):
+                 n_files: Optional[int] = None, n_bytes: Optional[int] = None):
         self.config = config or FeatureConfig()
         if n_jobs is None or n_jobs == -1:
             n_jobs = os.cpu_count() or 1
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
             raise ValueError(f"n_jobs must be a positive integer, -1 or None, got {n_jobs!r}")
         self.n_jobs = n_jobs if n_files is None else max(1, min(n_jobs, n_files))
+        if n_bytes is not None and n_bytes < _POOL_MIN_BYTES:
+            self.n_jobs = 1
         self._pool = None
 
     def __enter__(self) -> "ExtractionPool":
@@ -344,7 +378,8 @@ class ExtractionPool:
         """
         paths = [os.fspath(p) for p in paths]
         if self._pool is None or len(paths) < 2:
-            return [extract_file(p, self.config) for p in paths]
+            with one_blas_thread():  # set once for all the files, not once per file
+                return [extract_file(p, self.config) for p in paths]
         chunksize = max(1, min(64, len(paths) // (8 * self.n_jobs)))
         try:
             return list(self._pool.map(_worker_extract, paths, repeat(self.config), chunksize=chunksize))
@@ -372,8 +407,12 @@ class ExtractionPool:
         """
         paths = [os.fspath(p) for p in paths]
         if self._pool is None:
-            for path in paths:
-                yield extract_file(path, self.config)
+            # in this process, task by task as the workers would: one BLAS limit per task, not per file,
+            # and never held while the caller has the results
+            for task in _tasks_by_size(paths):
+                with one_blas_thread():
+                    results = [extract_file(path, self.config) for path in task]
+                yield from results
             return
         tasks = iter(_tasks_by_size(paths))
         in_flight = collections.deque()

@@ -41,10 +41,12 @@ def cmvn(features: np.ndarray, *, variance: bool = True, eps: float = 1e-8) -> n
         raise ValueError(f"cmvn expects a non-empty (n_frames, n_features) array, got shape {x.shape}")
     dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
     x64 = x.astype(np.float64)
-    mean = x64.mean(axis=0)
+    n = x64.shape[0]
+    # np.add.reduce(...) / n is what ndarray.mean computes, without its wrapper's set-up
+    mean = np.add.reduce(x64, axis=0) / n
     x64 -= mean
     if variance:
-        std = np.sqrt(np.mean(x64 * x64, axis=0))
+        std = np.sqrt(np.add.reduce(x64 * x64, axis=0) / n)
         std[std < eps] = 1.0
         x64 /= std
     return x64.astype(dtype, copy=False)

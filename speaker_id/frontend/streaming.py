@@ -195,7 +195,7 @@ class StreamingFeatureExtractor:
         self._cmvn_window = window
         self._half = cfg.delta_width // 2
         self._pad = cfg.win_length // 2 if cfg.center else 0
-        self._weights = (delta_weights(cfg.delta_width), acceleration_weights(cfg.delta_width))
+        self._weights = np.stack([delta_weights(cfg.delta_width), acceleration_weights(cfg.delta_width)])
         self.reset()
 
     # ------------------------------------------------------------ state
@@ -386,7 +386,7 @@ class StreamingFeatureExtractor:
                 context = np.concatenate([context, np.repeat(context[-1:], half, axis=0)])
             n_ready = max(context.shape[0] - 2 * half, 0)
             feats = np.concatenate(
-                [context[half:half + n_ready]] + [filter_valid(context, w) for w in self._weights], axis=1
+                [context[half:half + n_ready], *filter_valid(context, self._weights)], axis=1
             )
             self._context = context[n_ready:]
         n_ready = feats.shape[0]

@@ -25,7 +25,7 @@ from streamgmm import OnlineGMM
 
 from ..frontend.cluster import ClusterFeatures
 from ..frontend.config import FeatureConfig
-from ..frontend.extraction import ExtractionPool
+from ..frontend.extraction import ExtractionPool, _total_bytes
 from .ubm_schedule import (
     DEFAULT_SCHEDULE,
     ClusterFrames,
@@ -108,8 +108,9 @@ class FeatureCache:
         self.n_frames = 0
         self.n_files = len(paths)
         bar = _progress(total=len(paths), desc="features", unit="file", enabled=progress)
-        # one pool of workers for every batch (a few short files are faster in this process)
-        pool = ExtractionPool(config, n_jobs if len(paths) >= 64 else 1, n_files=len(paths))
+        # one pool of workers for every batch (a corpus of less than _POOL_MIN_BYTES is faster in this process)
+        pool = ExtractionPool(config, n_jobs, n_files=len(paths),
+                              n_bytes=_total_bytes(paths) if n_jobs != 1 else None)
         try:
             with pool:
                 self._extract(pool, paths, shard_frames, bar)
