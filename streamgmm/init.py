@@ -88,6 +88,9 @@ class UniformSample:
         self.keys = np.empty(0, dtype=np.uint64)
         self.index = np.empty(0, dtype=np.int64)
         self.seen = 0
+        self._pending = []  # (rows, keys, index) not yet merged into the kept sample
+        self._n_pending = 0
+        self._threshold = None  # once `size` rows are kept: the largest kept key; no larger key can enter
 
     def add(self, chunk, first_row=None):
         """Offer the rows of ``chunk``, whose first row has index ``first_row`` (default: rows seen so far)."""
@@ -95,30 +98,45 @@ class UniformSample:
         first = self.seen if first_row is None else int(first_row)
         n = chunk.shape[0]
         keys = row_keys(self.seed, first, n)
-        take = np.arange(n) if n <= self.size else np.argpartition(keys, self.size - 1)[: self.size]
-        self._keep(np.asarray(chunk[take], dtype=np.float64), keys[take], first + take)
+        take = np.arange(n) if self._threshold is None else np.flatnonzero(keys < self._threshold)
+        if len(take) > self.size:
+            take = take[np.argpartition(keys[take], self.size - 1)[: self.size]]
+        if len(take):
+            self._pending.append((np.asarray(chunk[take], dtype=np.float64), keys[take], first + take))
+            self._n_pending += len(take)
+            if self._n_pending >= self.size:  # amortised: each compaction at least halves what is held
+                self._compact()
         self.seen += n
 
     def merge(self, other):
         """The sample of both streams' rows (each row index must belong to one of them); returns self."""
+        other._compact()
         if other.rows is not None:
-            self._keep(other.rows, other.keys, other.index)
+            self._pending.append((other.rows, other.keys, other.index))
+            self._n_pending += len(other.keys)
+            self._compact()
         self.seen += other.seen
         return self
 
-    def _keep(self, rows, keys, index):
-        if self.rows is not None:
-            rows = np.concatenate([self.rows, rows])
-            keys = np.concatenate([self.keys, keys])
-            index = np.concatenate([self.index, index])
+    def _compact(self):
+        if not self._pending:
+            return
+        parts = self._pending if self.rows is None else [(self.rows, self.keys, self.index)] + self._pending
+        rows = np.concatenate([p[0] for p in parts])
+        keys = np.concatenate([p[1] for p in parts])
+        index = np.concatenate([p[2] for p in parts])
+        self._pending, self._n_pending = [], 0
         if len(keys) > self.size:
             take = np.argpartition(keys, self.size - 1)[: self.size]
             rows, keys, index = rows[take], keys[take], index[take]
+        if len(keys) == self.size:
+            self._threshold = keys.max()
         order = np.argsort(index, kind="stable")  # stream order, whatever the merge order
         self.rows, self.keys, self.index = rows[order], keys[order], index[order]
 
     def sample(self):
         """The sampled rows in stream order, shape (min(size, rows seen), n_features)."""
+        self._compact()
         return self.rows
 
 
