@@ -13,7 +13,7 @@ decisions; each subpackage uses only those above it in this list:
 * :mod:`~speaker_id.cli`: the ``speaker-id`` command; parses arguments and prints, computes nothing.
 """
 
-import importlib
+from ._lazy import lazy_exports
 
 # Names are imported on first use (PEP 562), so that importing one module of the package (an
 # extraction worker imports speaker_id.frontend.extraction) does not import all of it: the models
@@ -40,18 +40,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
-
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 __all__ = [
     "AudioError",

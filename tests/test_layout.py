@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # speaker_id's stages in the direction data flows; a module may import its own
 # stage and the stages before it, never one after it.
-STAGES = ("frontend", "models", "store", "scoring", "operations", "evaluation", "demo", "cli", "__main__")
+STAGES = ("_lazy", "frontend", "models", "store", "scoring", "operations", "evaluation", "demo", "cli", "__main__")
 
 
 def _module_name(path, package):

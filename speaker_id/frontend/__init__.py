@@ -16,7 +16,7 @@ In flow order:
 * :mod:`~speaker_id.frontend.cluster`: many files' features extracted and kept on a Dask cluster.
 """
 
-import importlib
+from .._lazy import lazy_exports
 
 from .audio import AUDIO_EXTENSIONS, AudioError, is_audio_file, load_audio
 from .config import FeatureConfig, FeatureError
@@ -27,17 +27,7 @@ from .extraction import extract, extract_file, extract_files
 _LAZY = {"SourceError": ".sources", "open_source": ".sources", "StreamingFeatureExtractor": ".streaming"}
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 __all__ = [
     "AUDIO_EXTENSIONS",
