@@ -51,3 +51,13 @@ def write_voices(root, n_speakers, n_utterances, seconds, *, sr, seed):
         sf.write(path, utt.audio, sr)
         by_speaker.setdefault(utt.speaker_id, []).append(path)
     return by_speaker
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Dask client of a real LocalCluster of 2 worker processes (one thread each) for the module's tests."""
+    distributed = pytest.importorskip("dask.distributed", reason="the dask extra is not installed (pip install '.[dask]')")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0", silence_logs=50)
+    with cluster, distributed.Client(cluster) as c:
+        yield c

@@ -29,14 +29,6 @@ def voices(tmp_path_factory):
     return root, write_voices(root, 8, 4, 2.0, sr=SR, seed=11)
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", silence_logs=50)
-    with cluster, distributed.Client(cluster) as c:
-        yield c
-
-
 def _ubm_arrays(store):
     with np.load(store / "ubm.npz", allow_pickle=False) as f:
         return {name: f[name] for name in ("weights", "means", "covariances") if name in f.files}

@@ -53,14 +53,6 @@ def _local(X, **settings):
         return OnlineGMM(**settings).fit(X)
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", silence_logs=50)
-    with cluster, distributed.Client(cluster) as c:
-        yield c
-
-
 @pytest.mark.parametrize("covariance_type", ["diag", "full", "spherical", "tied"])
 def test_cluster_fit_equals_fit_in_one_process(client, covariance_type):
     X = _frames()
