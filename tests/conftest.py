@@ -61,3 +61,20 @@ def client():
                                        dashboard_address=":0", silence_logs=50)
     with cluster, distributed.Client(cluster) as c:
         yield c
+
+
+def count_pool_starts(monkeypatch):
+    """Record the ``max_workers`` of every extraction process pool started from now on; returns the list."""
+    import concurrent.futures
+
+    import speaker_id.frontend.extraction as extraction
+
+    started = []
+
+    class CountingExecutor(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs.get("max_workers"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(extraction.concurrent.futures, "ProcessPoolExecutor", CountingExecutor)
+    return started

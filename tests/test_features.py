@@ -5,6 +5,8 @@ import json
 import librosa
 import numpy as np
 import pytest
+
+from conftest import count_pool_starts
 import scipy.fft
 import soundfile as sf
 
@@ -399,18 +401,9 @@ def test_real_fsdd_and_librispeech_files_give_finite_features():
 
 def test_a_small_corpus_starts_no_worker(tmp_path, monkeypatch):
     """Below _POOL_MIN_BYTES the workers' start-up would cost more than they save: n_jobs=2 runs in this process."""
-    import concurrent.futures
-
     import speaker_id.frontend.extraction as extraction
 
-    started = []
-
-    class CountingExecutor(concurrent.futures.ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs):
-            started.append(kwargs.get("max_workers"))
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(extraction.concurrent.futures, "ProcessPoolExecutor", CountingExecutor)
+    started = count_pool_starts(monkeypatch)
     paths = []
     for i in range(3):
         p = tmp_path / f"u{i}.wav"

@@ -4,6 +4,8 @@ import warnings
 
 import numpy as np
 import pytest
+
+from conftest import count_pool_starts
 import soundfile as sf
 
 from speaker_id.frontend.config import FeatureConfig
@@ -43,18 +45,9 @@ def test_cache_shards_hold_every_frame_in_order(tmp_path):
 
 def test_cache_extracts_every_batch_with_one_pool_of_workers(tmp_path, monkeypatch):
     """The cache streams every file through one pool of workers, started once, in file order."""
-    import concurrent.futures
-
     import speaker_id.frontend.extraction as extraction
 
-    started = []
-
-    class CountingExecutor(concurrent.futures.ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs):
-            started.append(kwargs.get("max_workers"))
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(extraction.concurrent.futures, "ProcessPoolExecutor", CountingExecutor)
+    started = count_pool_starts(monkeypatch)
     monkeypatch.setattr(extraction, "_POOL_MIN_BYTES", 0)  # a small corpus would stay in this process
     sr = 8000
     paths = []
