@@ -280,7 +280,6 @@ class ClusterPasses:
                          for s in sources]
         else:
             self.data = list(sources)
-        self.n_rows = None
 
     def scan(self, size, seed):
         """A uniform sample of ``size`` rows of all sources and their moments (two maps, one gather each)."""
@@ -294,8 +293,7 @@ class ClusterPasses:
             moments.merge(part)
         if moments.count == 0:
             raise ValueError("the chunk sources hold no frames.")
-        self.n_rows = [part.count for part, _ in counted]
-        offsets = np.concatenate([[0], np.cumsum(self.n_rows)[:-1]])
+        offsets = np.concatenate([[0], np.cumsum([part.count for part, _ in counted])[:-1]])
         samples = [self.client.submit(_sample_task, d, self.loader, size, seed, int(first), pure=False)
                    for d, first in zip(self.data, offsets)]
         sample = _tree(self.client, samples, _merge_samples).result()
