@@ -125,6 +125,34 @@ row_logsumexp = njit(parallel=True, cache=CACHE, fastmath=VECTOR_MATH)(_row_logs
 row_logsumexp.__doc__ = """``log_norm[r] = logsumexp(log_joint[r])`` without touching ``log_joint``."""
 
 
+def _top_rows(log_joint, index):
+    n, k_count = log_joint.shape
+    n_sel = index.shape[1]
+    for r in prange(n):
+        values = np.empty(n_sel)
+        chosen = np.empty(n_sel, dtype=np.int64)
+        for k in range(k_count):
+            value = log_joint[r, k]
+            if k >= n_sel and not value > values[n_sel - 1]:
+                continue  # the common case once the first n_sel are in
+            j = min(k, n_sel - 1)
+            while j > 0 and value > values[j - 1]:  # strict: a tie keeps the lower index first
+                values[j] = values[j - 1]
+                chosen[j] = chosen[j - 1]
+                j -= 1
+            values[j] = value
+            chosen[j] = k
+        for j in range(n_sel):
+            index[r, j] = chosen[j]
+
+
+top_rows = njit(parallel=True, cache=CACHE)(_top_rows)
+top_rows.__doc__ = """``index[r]`` = the columns of the ``index.shape[1]`` largest ``log_joint[r]``, largest first.
+
+Ties keep the lower column first. log_joint : (B, K); index : (B, C) int64, C <= K.
+"""
+
+
 # Serial twins that release the GIL: the E-step can also split a chunk over
 # Python threads, each running BLAS single-threaded and these kernels.
 fill_diag_design_serial = njit(nogil=True, cache=CACHE)(fill_diag_design.py_func)
@@ -132,3 +160,4 @@ fill_full_design_serial = njit(nogil=True, cache=CACHE)(fill_full_design.py_func
 full_log_joint_serial = njit(nogil=True, cache=CACHE)(full_log_joint.py_func)
 normalise_rows_serial = njit(nogil=True, cache=CACHE, fastmath=VECTOR_MATH)(_normalise_rows)
 row_logsumexp_serial = njit(nogil=True, cache=CACHE, fastmath=VECTOR_MATH)(_row_logsumexp)
+top_rows_serial = njit(nogil=True, cache=CACHE)(_top_rows)

@@ -49,12 +49,12 @@ _BLOCK_ELEMENTS = 1 << 19
 _PARALLEL = SimpleNamespace(
     fill_diag=_kernels.fill_diag_design, fill_full=_kernels.fill_full_design,
     full_joint=_kernels.full_log_joint, normalise=_kernels.normalise_rows,
-    logsumexp=_kernels.row_logsumexp,
+    logsumexp=_kernels.row_logsumexp, top=_kernels.top_rows,
 )
 _SERIAL = SimpleNamespace(
     fill_diag=_kernels.fill_diag_design_serial, fill_full=_kernels.fill_full_design_serial,
     full_joint=_kernels.full_log_joint_serial, normalise=_kernels.normalise_rows_serial,
-    logsumexp=_kernels.row_logsumexp_serial,
+    logsumexp=_kernels.row_logsumexp_serial, top=_kernels.top_rows_serial,
 )
 
 
@@ -190,19 +190,49 @@ class DensityPlan:
         -------
         SufficientStats
         """
-        n_threads = numba.get_num_threads()
-        controller = _blas_controller()
-        if n_threads < 2 or controller is None or X.shape[0] < 4 * n_threads * self.block_size:
-            return self._accumulate_rows(X, _PARALLEL)
-        bounds = np.linspace(0, X.shape[0], n_threads + 1).astype(int)
-        with controller.limit(limits=1, user_api="blas"):
-            pool = _thread_pool(n_threads)
-            parts = [pool.submit(self._accumulate_rows, X[a:b], _SERIAL, a) for a, b in zip(bounds, bounds[1:])]
-            results = [part.result() for part in parts]
+        results = self._over_rows(self._accumulate_rows, X)
         total = results[0]
         for result in results[1:]:
             total += result
         return total
+
+    def top_components(self, X, n_top):
+        """The ``n_top`` components of highest weighted log-density of each frame (Gaussian selection).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_frames, n_features), float32 or float64, finite
+        n_top : int
+            ``1 <= n_top <= n_components``.
+
+        Returns
+        -------
+        ndarray of shape (n_frames, n_top), int64
+            Component indices, highest ``log w_k + log N(x | k)`` first
+            (computed in the plan's ``dtype``); a tie keeps the lower index first.
+        """
+        if not 1 <= n_top <= self.n_components:
+            raise ValueError(f"n_top must be between 1 and n_components={self.n_components}, got {n_top!r}")
+        return np.concatenate(self._over_rows(functools.partial(self._top_rows, n_top=n_top), X))
+
+    def _top_rows(self, X, kernels, offset=0, *, n_top):
+        index = np.empty((X.shape[0], n_top), dtype=np.int64)
+        for start, stop, joint, _, _ in self._blocks(X, "joint", kernels, offset):
+            kernels.top(joint, index[start:stop])
+        return index
+
+    def _over_rows(self, rows_function, X):
+        """``[rows_function(part, kernels, offset)]`` over ``X``: one part with parallel kernels,
+        or, for a large ``X``, one part per thread with serial kernels and single-threaded BLAS."""
+        n_threads = numba.get_num_threads()
+        controller = _blas_controller()
+        if n_threads < 2 or controller is None or X.shape[0] < 4 * n_threads * self.block_size:
+            return [rows_function(X, _PARALLEL)]
+        bounds = np.linspace(0, X.shape[0], n_threads + 1).astype(int)
+        with controller.limit(limits=1, user_api="blas"):
+            pool = _thread_pool(n_threads)
+            parts = [pool.submit(rows_function, X[a:b], _SERIAL, a) for a, b in zip(bounds, bounds[1:])]
+            return [part.result() for part in parts]
 
     def _accumulate_rows(self, X, kernels, offset=0):
         k, d = self.n_components, self.n_features

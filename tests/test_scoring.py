@@ -153,8 +153,16 @@ def test_llr_errors(ubm, speakers):
 
 
 # ------------------------------------------------------------ SpeakerScorer
+@pytest.fixture(params=["few", "products"])
+def stacked_path(request, monkeypatch):
+    """Both ways of scoring stacked speakers: one Numba pass per frame (few speakers), or BLAS products."""
+    if request.param == "products":
+        monkeypatch.setattr(scorer_module, "_FEW_SPEAKERS", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("top_c", [1, 3, 5, None])
-def test_stacked_scorer_equals_per_speaker_llr(ubm, speakers, top_c):
+def test_stacked_scorer_equals_per_speaker_llr(ubm, speakers, top_c, stacked_path):
     table = dict(speakers)
     table["raw"] = speakers["m3"].means_ + 0.05  # a means array
     X = draw(ubm, 400, 0.3, 9)
@@ -170,7 +178,7 @@ def test_stacked_scorer_equals_per_speaker_llr(ubm, speakers, top_c):
     np.testing.assert_allclose(slow.score(X), expected, rtol=0, atol=1e-9)
 
 
-def test_stacked_scorer_in_blocks_and_float32(ubm, speakers, monkeypatch):
+def test_stacked_scorer_in_blocks_and_float32(ubm, speakers, monkeypatch, stacked_path):
     X = draw(ubm, 301, -0.2, 10)
     reference = SpeakerScorer(ubm, speakers, top_c=3).score(X)
     exact = SpeakerScorer(ubm, speakers, top_c=None).score(X)
@@ -187,7 +195,7 @@ def test_stacked_scorer_in_blocks_and_float32(ubm, speakers, monkeypatch):
 
 
 @pytest.mark.parametrize("top_c", [2, None])
-def test_frame_scores_are_single_frame_llrs(ubm, speakers, top_c, monkeypatch):
+def test_frame_scores_are_single_frame_llrs(ubm, speakers, top_c, monkeypatch, stacked_path):
     """Row t of score_frames is the LLR of the one-frame utterance X[t], on every path."""
     table = dict(speakers)
     table["raw"] = speakers["m1"].means_ - 0.1
@@ -200,6 +208,37 @@ def test_frame_scores_are_single_frame_llrs(ubm, speakers, top_c, monkeypatch):
     np.testing.assert_allclose(frames, expected, rtol=0, atol=1e-9)
     monkeypatch.setattr(scorer_module, "_BLOCK_BYTES", 500)  # several blocks
     np.testing.assert_allclose(SpeakerScorer(ubm, table, top_c=top_c).score_frames(X), expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("which", ["means only", "with exact speakers"])
+def test_score_utterances_equals_one_score_per_utterance(ubm, speakers, which, stacked_path, monkeypatch):
+    table = {n: m for n, m in speakers.items() if which != "means only" or n.startswith("m")}
+    lengths = [40, 1, 7, 130, 3, 64, 25]
+    tests = [draw(ubm, n, 0.1 * i, 30 + i) for i, n in enumerate(lengths)]
+    expected = np.array([[llr(ubm, model, X, top_c=3) for model in table.values()] for X in tests])
+    scorer = SpeakerScorer(ubm, table, top_c=3)
+    np.testing.assert_allclose(scorer.score_utterances(tests), expected, rtol=0, atol=1e-9)
+    # blocks of 50 frames: utterances grouped up to a block, the 130-frame one alone
+    monkeypatch.setattr(scorer_module, "_UTTERANCE_BLOCK_FRAMES", 50)
+    np.testing.assert_allclose(scorer.score_utterances(tests), expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(scorer.score_utterances([t.astype(np.float32) for t in tests]),
+                               np.array([[llr(ubm, m, X.astype(np.float32).astype(float), top_c=3)
+                                          for m in table.values()] for X in tests]), rtol=0, atol=1e-9)
+    assert scorer.score_utterances([]).shape == (0, len(table))
+    exact = SpeakerScorer(ubm, table, top_c=None).score_utterances(tests[:2])
+    np.testing.assert_allclose(exact, [[llr(ubm, m, X, top_c=None) for m in table.values()] for X in tests[:2]],
+                               rtol=0, atol=1e-9)
+
+
+def test_score_utterances_refuses_bad_utterances(ubm, speakers):
+    scorer = SpeakerScorer(ubm, {"m0": speakers["m0"]}, top_c=3)
+    good = draw(ubm, 10, 0.0, 1)
+    with pytest.raises(ValueError, match="non-finite"):
+        scorer.score_utterances([good, np.full((3, D), np.nan)])
+    with pytest.raises(ValueError, match="expecting 3 features"):
+        scorer.score_utterances([good, np.zeros((4, 2))])
+    with pytest.raises(ValueError, match="empty"):
+        scorer.score_utterances([good, np.zeros((0, D))])
 
 
 def test_scorer_identifies_the_right_speaker(ubm):

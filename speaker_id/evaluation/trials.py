@@ -6,8 +6,9 @@ and the i-vector back ends implement them, and :func:`cohort_scores` builds
 the score-normalisation cohort from the training speakers with either. The
 features are a :class:`FeatureTable` in this process or
 :class:`~speaker_id.frontend.cluster.FeatureSets` kept on a Dask cluster:
-both ``map`` a per-utterance function, so the same code runs in one process
-or where the features are.
+both ``map`` a per-utterance function (and ``map_batches`` a function of a
+list of utterances, for scoring many at once), so the same code runs in one
+process or where the features are.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class FeatureTable:
         """``[function(features[path], *shared) for path in paths]``."""
         return [function(self.features[path], *shared) for path in paths]
 
+    def map_batches(self, function, paths, *shared):
+        """``function([features[path] for path in paths], *shared)``: one result per path, in order."""
+        return list(function([self.features[path] for path in paths], *shared))
+
 
 def _flatten(lists):
     flat = [x for items in lists for x in items]
@@ -52,8 +57,8 @@ def _utterance_stats(X, ubm):
     return speaker_stats(ubm, [X])
 
 
-def _utterance_score(X, scorer):
-    return scorer.score(X)
+def _utterance_scores(utterances, scorer):
+    return scorer.score_utterances(utterances)
 
 
 def _utterance_vector(X, ubm, backend):
@@ -80,7 +85,7 @@ class GmmTrials:
     def score(self, names, paths):
         """Shape (n_utterances, n_models)."""
         scorer = scoring.SpeakerScorer(self.ubm, {name: self.models[name] for name in names}, top_c=self.top_c)
-        return np.array(self.features.map(_utterance_score, paths, scorer)).reshape(len(paths), len(names))
+        return np.array(self.features.map_batches(_utterance_scores, paths, scorer)).reshape(len(paths), len(names))
 
 
 class IvectorTrials:

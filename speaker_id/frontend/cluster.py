@@ -207,12 +207,24 @@ class ClusterFeatures:
         list
             In the order of ``paths``.
         """
+        return self._map(_apply_group, function, paths, shared)
+
+    def map_batches(self, function: Callable, paths: Sequence, *shared) -> list:
+        """``function([features_of(path) for path in paths], *shared)``, one call per group on the workers.
+
+        As :meth:`map`, but ``function`` takes the list of a group's
+        feature arrays and returns one result per array, so it can work on
+        many utterances at once.
+        """
+        return self._map(_apply_group_batch, function, paths, shared)
+
+    def _map(self, apply, function, paths, shared):
         wanted: dict = {}
         for k, path in enumerate(paths):
             g, i = self._where[os.fspath(path)]
             wanted.setdefault(g, []).append((k, i))
         shared_future = broadcast(self.client, shared)
-        tasks = {g: self.client.submit(_apply_group, self.futures[g], [i for _, i in members], function,
+        tasks = {g: self.client.submit(apply, self.futures[g], [i for _, i in members], function,
                                        shared_future, pure=False)
                  for g, members in wanted.items()}
         results = [None] * len(paths)
@@ -230,6 +242,10 @@ def _apply_group(features, positions, function, shared):
     return [function(features[i], *shared) for i in positions]
 
 
+def _apply_group_batch(features, positions, function, shared):
+    return list(function([features[i] for i in positions], *shared))
+
+
 class FeatureSets:
     """Several :class:`ClusterFeatures` seen as one: ``map`` over paths from any of them.
 
@@ -245,12 +261,19 @@ class FeatureSets:
 
     def map(self, function: Callable, paths: Sequence, *shared) -> list:
         """``[function(features_of(path), *shared) for path in paths]``, on the workers (see :meth:`ClusterFeatures.map`)."""
+        return self._map("map", function, paths, shared)
+
+    def map_batches(self, function: Callable, paths: Sequence, *shared) -> list:
+        """One result per path of ``function(list of features, *shared)``, on the workers (see :meth:`ClusterFeatures.map_batches`)."""
+        return self._map("map_batches", function, paths, shared)
+
+    def _map(self, method, function, paths, shared):
         paths = [os.fspath(p) for p in paths]
         results = [None] * len(paths)
         for s in self.sets:
             mine = [k for k, path in enumerate(paths) if self._owner[path] is s]
             if mine:
-                for k, value in zip(mine, s.map(function, [paths[k] for k in mine], *shared)):
+                for k, value in zip(mine, getattr(s, method)(function, [paths[k] for k in mine], *shared)):
                     results[k] = value
         return results
 
