@@ -196,7 +196,23 @@ class DensityPlan:
             total += result
         return total
 
-    def top_components(self, X, n_top):
+    def over_rows(self, function, X):
+        """``function(part, serial)`` over consecutive parts of ``X``'s rows, the way the E-step uses the cores.
+
+        A small ``X`` is one part with ``serial=False``: the function may
+        use parallel kernels and multi-threaded BLAS. A large one is cut
+        into one part per Numba thread, run in Python threads with BLAS
+        single-threaded meanwhile and ``serial=True``: the function must
+        then use serial kernels that release the GIL.
+
+        Returns
+        -------
+        list
+            The results, in row order.
+        """
+        return self._over_rows(lambda part, kernels, offset=0: function(part, kernels is _SERIAL), X)
+
+    def top_components(self, X, n_top, *, serial=None):
         """The ``n_top`` components of highest weighted log-density of each frame (Gaussian selection).
 
         Parameters
@@ -204,6 +220,9 @@ class DensityPlan:
         X : ndarray of shape (n_frames, n_features), float32 or float64, finite
         n_top : int
             ``1 <= n_top <= n_components``.
+        serial : bool or None, default=None
+            ``None`` uses the cores as :meth:`over_rows` does; ``True`` or
+            ``False`` is the ``serial`` of a part when called from :meth:`over_rows`.
 
         Returns
         -------
@@ -213,6 +232,8 @@ class DensityPlan:
         """
         if not 1 <= n_top <= self.n_components:
             raise ValueError(f"n_top must be between 1 and n_components={self.n_components}, got {n_top!r}")
+        if serial is not None:
+            return self._top_rows(X, _SERIAL if serial else _PARALLEL, n_top=n_top)
         return np.concatenate(self._over_rows(functools.partial(self._top_rows, n_top=n_top), X))
 
     def _top_rows(self, X, kernels, offset=0, *, n_top):

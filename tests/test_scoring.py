@@ -1,5 +1,6 @@
 """Scoring: LLR (exact and top-C), the stacked many-speaker scorer, decisions, normalisation."""
 
+import functools
 import warnings
 
 import numpy as np
@@ -225,6 +226,10 @@ def test_score_utterances_equals_one_score_per_utterance(ubm, speakers, which, s
                                np.array([[llr(ubm, m, X.astype(np.float32).astype(float), top_c=3)
                                           for m in table.values()] for X in tests]), rtol=0, atol=1e-9)
     assert scorer.score_utterances([]).shape == (0, len(table))
+    # densities in blocks of 4 frames: 290 frames are cut into one part per thread, each in its own thread
+    monkeypatch.setattr(scorer_module, "DensityPlan", functools.partial(scorer_module.DensityPlan, block_size=4))
+    monkeypatch.setattr(scorer_module, "_UTTERANCE_BLOCK_FRAMES", 1 << 16)
+    np.testing.assert_allclose(SpeakerScorer(ubm, table, top_c=3).score_utterances(tests), expected, rtol=0, atol=1e-9)
     exact = SpeakerScorer(ubm, table, top_c=None).score_utterances(tests[:2])
     np.testing.assert_allclose(exact, [[llr(ubm, m, X, top_c=None) for m in table.values()] for X in tests[:2]],
                                rtol=0, atol=1e-9)

@@ -84,7 +84,10 @@ class GmmTrials:
 
     def score(self, names, paths):
         """Shape (n_utterances, n_models)."""
-        scorer = scoring.SpeakerScorer(self.ubm, {name: self.models[name] for name in names}, top_c=self.top_c)
+        # float32 selection and speaker matrices: scores within 1e-7 of float64's (8e-8 measured on
+        # arabic-speech-commands, the same decisions), and the selection's density product twice as fast
+        scorer = scoring.SpeakerScorer(self.ubm, {name: self.models[name] for name in names}, top_c=self.top_c,
+                                       dtype=np.float32)
         return np.array(self.features.map_batches(_utterance_scores, paths, scorer)).reshape(len(paths), len(names))
 
 

@@ -13,7 +13,9 @@ log-sum-exp over the selection of the UBM and of each speaker.
 
 The selection itself (the ``C`` best components of all ``K``) is the UBM
 density plan's :meth:`~streamgmm.estep.DensityPlan.top_components`, block
-by block of its density product, so no (frames, K) array is kept.
+by block of its density product, so no (frames, K) array is kept. A large
+input is cut into one part per core, each selected and scored in its own
+thread with serial kernels (:meth:`~streamgmm.estep.DensityPlan.over_rows`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from streamgmm.numba_cache import CACHE
 _SERIAL_FRAMES = 256
 
 
-@njit(cache=CACHE, fastmath=VECTOR_MATH)
+@njit(nogil=True, cache=CACHE, fastmath=VECTOR_MATH)
 def _score_rows(X, means, precisions, log_const, weights, index, out, start, stop, y, log_post, g):
     """``out[t, s]`` for ``t`` in ``[start, stop)``: the frame LLR of speaker ``s`` over ``index[t]``.
 
@@ -74,7 +76,7 @@ def _score_rows(X, means, precisions, log_const, weights, index, out, start, sto
             out[t, s] = top + np.log(total)
 
 
-@njit(cache=CACHE, fastmath=VECTOR_MATH)
+@njit(nogil=True, cache=CACHE, fastmath=VECTOR_MATH)
 def _score_serial(X, means, precisions, log_const, weights, index, out):
     y = np.empty(X.shape[1])
     log_post = np.empty(index.shape[1])
@@ -94,12 +96,15 @@ def _score_parallel(X, means, precisions, log_const, weights, index, out, n_task
                     min(n, (task + 1) * per_task), y, log_post, g)
 
 
-def frame_llrs(X, means, precisions, log_const, weights, index):
-    """Per-frame log-likelihood ratios of every speaker over each frame's selected components.
+def frame_llrs(plan, X, top_c, means, precisions, log_const, weights):
+    """Per-frame log-likelihood ratios of every speaker over each frame's top-C components.
 
     Parameters
     ----------
+    plan : streamgmm.estep.DensityPlan
+        The UBM's, in the precision the top C are selected in.
     X : ndarray of shape (n_frames, n_features)
+    top_c : int
     means, precisions : ndarray of shape (n_components, n_features)
         The UBM's (diagonal precisions).
     log_const : ndarray of shape (n_components,)
@@ -107,18 +112,21 @@ def frame_llrs(X, means, precisions, log_const, weights, index):
     weights : ndarray of shape (n_components, n_speakers, n_features + 1)
         Per component and speaker ``[p_k * delta_sk, -1/2 sum_d p_kd delta_skd^2]``
         with ``delta_sk`` the speaker's mean offset from the UBM's.
-    index : ndarray of shape (n_frames, C), int64
-        Each frame's selected components (``DensityPlan.top_components``).
 
     Returns
     -------
     ndarray of shape (n_frames, n_speakers)
         ``log sum_c P(k_c | x) exp(g_s,k_c(x))``, the posteriors renormalised over the selection.
     """
-    out = np.empty((index.shape[0], weights.shape[1]))
-    if index.shape[0] < _SERIAL_FRAMES:
-        _score_serial(X, means, precisions, log_const, weights, index, out)
-    else:
-        _score_parallel(X, means, precisions, log_const, weights, index, out,
-                        min(index.shape[0], 4 * numba.get_num_threads()))
-    return out
+    def part_llrs(part, serial):
+        index = plan.top_components(part, top_c, serial=serial)
+        out = np.empty((part.shape[0], weights.shape[1]))
+        if serial or part.shape[0] < _SERIAL_FRAMES:
+            _score_serial(part, means, precisions, log_const, weights, index, out)
+        else:
+            _score_parallel(part, means, precisions, log_const, weights, index, out,
+                            min(part.shape[0], 4 * numba.get_num_threads()))
+        return out
+
+    parts = plan.over_rows(part_llrs, X)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -385,8 +385,8 @@ class SpeakerScorer:
     def _few_llrs(self, X):
         """(n_frames, n_speakers) frame LLRs of the stacked speakers, when they are few."""
         ubm = self.ubm
-        index = self._selection.top_components(X, self.top_c)
-        return few_speakers.frame_llrs(X, ubm.means_, ubm.precisions_, self._log_const, self._weights, index)
+        return few_speakers.frame_llrs(self._selection, X, self.top_c, ubm.means_, ubm.precisions_, self._log_const,
+                                       self._weights)
 
     def _score(self, X, per_frame, checked=False):
         ubm = self.ubm
