@@ -182,3 +182,29 @@ def test_a_bad_file_on_the_workers_is_one_line_and_no_store(voices, tmp_path, ca
     _expect(capsys, ["train-ubm", "--store", str(tmp_path / "s"), "--quiet", "--components", "4", "--workers", "2",
                      *map(str, by_speaker["spk000"]), str(broken)], 3, "broken.wav", "cannot decode audio")
     assert not (tmp_path / "s").exists()
+
+
+def test_feature_maps_on_the_cluster_equal_those_of_one_process(voices, client):
+    """map, map_batches and sum_by_key of features kept on the workers give what a FeatureTable gives."""
+    from speaker_id.evaluation.trials import FeatureTable
+    from speaker_id.frontend import FeatureConfig, extract_files
+    from speaker_id.frontend.cluster import ClusterFeatures, FeatureSets
+
+    _, by_speaker = voices
+    paths = [str(p) for name in sorted(by_speaker) for p in by_speaker[name]]
+    config = FeatureConfig(sr=SR)
+    table = FeatureTable(dict(zip(paths, extract_files(paths, config, n_jobs=1))))
+    half = len(paths) // 2
+    kept = FeatureSets(ClusterFeatures(client, paths[:half], config), ClusterFeatures(client, paths[half:], config))
+    order = paths[::-1]  # not the groups' order
+    keys = [k % 3 for k in range(len(order))]  # every key spans groups and both sets
+    # float32 features from another process may differ in the last bits (BLAS threads), never by a file
+    try:
+        np.testing.assert_allclose(kept.map(np.mean, order), table.map(np.mean, order), rtol=1e-4, atol=1e-5)
+        for ours, theirs in zip(kept.map_batches(list, order), table.map_batches(list, order), strict=True):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+        counts = kept.sum_by_key(len, order, keys)  # len is additive over a key's utterances
+        assert counts == table.sum_by_key(len, order, keys) == {0: 11, 1: 11, 2: 10}
+        assert list(counts) == [0, 1, 2]  # the keys' first order
+    finally:
+        kept.close()

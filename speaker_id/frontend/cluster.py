@@ -218,12 +218,41 @@ class ClusterFeatures:
         """
         return self._map(_apply_group_batch, function, paths, shared)
 
-    def _map(self, apply, function, paths, shared):
+    def sum_by_key(self, function: Callable, paths: Sequence, keys: Sequence, *shared) -> dict:
+        """Per key, the sum over groups of ``function([the group's features of the key's paths], *shared)``.
+
+        ``function`` must be additive over utterances (as sufficient
+        statistics are): its results for the parts of a key's utterances
+        are added with ``+`` on the client, in group order.
+
+        Parameters
+        ----------
+        function : callable
+            A module-level function of a list of feature arrays.
+        paths : sequence of path-like
+        keys : sequence of hashable
+            One per path (e.g. the speaker).
+        *shared
+            Further arguments, the same for every call.
+
+        Returns
+        -------
+        dict
+            Key -> sum, in the keys' first order in ``paths``.
+        """
+        return _add_by_key([self._map(_sum_group, function, paths, shared, keys)], keys)
+
+    def _map(self, apply, function, paths, shared, keys=None):
         wanted: dict = {}
         for k, path in enumerate(paths):
             g, i = self._where[os.fspath(path)]
             wanted.setdefault(g, []).append((k, i))
         shared_future = broadcast(self.client, shared)
+        if keys is not None:  # per group: its positions with their keys, and one result per group
+            tasks = {g: self.client.submit(apply, self.futures[g], [i for _, i in members],
+                                           [keys[k] for k, _ in members], function, shared_future, pure=False)
+                     for g, members in wanted.items()}
+            return self.client.gather(list(tasks.values()))
         tasks = {g: self.client.submit(apply, self.futures[g], [i for _, i in members], function,
                                        shared_future, pure=False)
                  for g, members in wanted.items()}
@@ -246,6 +275,23 @@ def _apply_group_batch(features, positions, function, shared):
     return list(function([features[i] for i in positions], *shared))
 
 
+def _sum_group(features, positions, keys, function, shared):
+    members: dict = {}
+    for i, key in zip(positions, keys):
+        members.setdefault(key, []).append(features[i])
+    return {key: function(utterances, *shared) for key, utterances in members.items()}
+
+
+def _add_by_key(partial_lists, keys):
+    """Sum dicts of key -> value (lists of them, in order) into one dict in the keys' first order."""
+    totals: dict = {}
+    for partials in partial_lists:
+        for partial in partials:
+            for key, value in partial.items():
+                totals[key] = value if key not in totals else totals[key] + value
+    return {key: totals[key] for key in dict.fromkeys(keys) if key in totals}
+
+
 class FeatureSets:
     """Several :class:`ClusterFeatures` seen as one: ``map`` over paths from any of them.
 
@@ -266,6 +312,16 @@ class FeatureSets:
     def map_batches(self, function: Callable, paths: Sequence, *shared) -> list:
         """One result per path of ``function(list of features, *shared)``, on the workers (see :meth:`ClusterFeatures.map_batches`)."""
         return self._map("map_batches", function, paths, shared)
+
+    def sum_by_key(self, function: Callable, paths: Sequence, keys: Sequence, *shared) -> dict:
+        """Per key, the sum of ``function`` over the sets' groups (see :meth:`ClusterFeatures.sum_by_key`)."""
+        paths = [os.fspath(p) for p in paths]
+        partials = []
+        for s in self.sets:
+            mine = [k for k, path in enumerate(paths) if self._owner[path] is s]
+            if mine:
+                partials.append([s.sum_by_key(function, [paths[k] for k in mine], [keys[k] for k in mine], *shared)])
+        return _add_by_key(partials, keys)
 
     def _map(self, method, function, paths, shared):
         paths = [os.fspath(p) for p in paths]
