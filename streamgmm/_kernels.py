@@ -17,9 +17,10 @@ from .numba_cache import CACHE
 
 @njit(parallel=True, cache=CACHE, fastmath=False)
 def fill_diag_design(X, shift, out):
-    """``out = [(X - shift)**2, X - shift, 1]`` in float64.
+    """``out = [(X - shift)**2, X - shift, 1]``, computed in float64.
 
-    X : (B, D) float32 or float64; shift : (D,); out : (B, 2D + 1).
+    X : (B, D) float32 or float64; shift : (D,); out : (B, 2D + 1), float64
+    (or float32, rounded from the float64 values, for a float32 product).
     """
     n, d = X.shape
     for r in prange(n):

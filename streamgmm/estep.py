@@ -162,7 +162,11 @@ class DensityPlan:
             design, joint, log_norm = design_buf[:b], joint_buf[:b], norm_buf[:b]
             # an overflow is refused below, with the frame it happened to, not warned about
             with np.errstate(over="ignore", invalid="ignore"):
-                if self.layout == "diag":
+                if self.layout == "diag" and output == "joint" and low_buf is not None:
+                    design = low_buf[:b]  # no statistics follow: the design is only the product's operand
+                    kernels.fill_diag(xb, self.shift, design)
+                    np.dot(design, self.weight_matrix, out=joint)
+                elif self.layout == "diag":
                     kernels.fill_diag(xb, self.shift, design)
                     np.dot(_lowered(design, low_buf), self.weight_matrix, out=joint)
                 else:

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from streamgmm.fastexp import VECTOR_MATH
+from streamgmm.fastexp import EXP_CLAMP, INV_LN2, LN2_HI, LN2_LO, VECTOR_MATH, exp_reduced
 from streamgmm.numba_cache import CACHE
 
 # Frames below which one thread scores them (a parallel launch costs more).
@@ -32,17 +32,22 @@ _SERIAL_FRAMES = 256
 
 
 @njit(nogil=True, cache=CACHE, fastmath=VECTOR_MATH)
-def _score_rows(X, means, precisions, log_const, weights, index, out, start, stop, y, log_post, g):
+def _score_rows(X, means, precisions, log_const, weights, index, out, start, stop, y, log_post, g, scratch):
     """``out[t, s]`` for ``t`` in ``[start, stop)``: the frame LLR of speaker ``s`` over ``index[t]``.
 
     X : (T, D); means, precisions : (K, D) of the UBM; log_const : (K,)
     ``log w_k + 1/2 sum_d log p_kd - D/2 log 2 pi``; weights : (K, S, D + 1)
     ``[p_k delta_sk, -1/2 p_k . delta_sk^2]``; index : (T, C); out : (T, S).
-    y : (D,), log_post : (C,), g : (C, S) scratch.
+    y : (D,), log_post : (C,), g : (C, S), scratch : (4, S) scratch. ``exp``
+    over the speakers is ``2**m * poly(r)`` with ``2**m`` built from its IEEE
+    bits, so those loops vectorise.
     """
     n_sel = index.shape[1]
     n_speakers = weights.shape[1]
     d_count = X.shape[1]
+    top, total, poly = scratch[0], scratch[1], scratch[2]
+    scale_bits = scratch[3].view(np.int64)
+    scale = scratch[3]
     for t in range(start, stop):
         for c in range(n_sel):
             k = index[t, c]
@@ -57,23 +62,32 @@ def _score_rows(X, means, precisions, log_const, weights, index, out, start, sto
                 for d in range(d_count):
                     acc += y[d] * weights[k, s, d]
                 g[c, s] = acc
-        top = log_post[0]
+        best = log_post[0]
         for c in range(1, n_sel):
-            top = max(top, log_post[c])
-        total = 0.0
+            best = max(best, log_post[c])
+        ubm_total = 0.0
         for c in range(n_sel):
-            total += np.exp(log_post[c] - top)
-        ubm_ll = top + np.log(total)
+            ubm_total += np.exp(log_post[c] - best)
+        ubm_ll = best + np.log(ubm_total)
         for c in range(n_sel):
             log_post[c] -= ubm_ll
         for s in range(n_speakers):
-            top = log_post[0] + g[0, s]
-            for c in range(1, n_sel):
-                top = max(top, log_post[c] + g[c, s])
-            total = 0.0
-            for c in range(n_sel):
-                total += np.exp(log_post[c] + g[c, s] - top)
-            out[t, s] = top + np.log(total)
+            top[s] = log_post[0] + g[0, s]
+            total[s] = 0.0
+        for c in range(1, n_sel):
+            for s in range(n_speakers):
+                top[s] = max(top[s], log_post[c] + g[c, s])
+        for c in range(n_sel):
+            lp = log_post[c]
+            for s in range(n_speakers):
+                x = max(lp + g[c, s] - top[s], EXP_CLAMP)
+                m = np.floor(x * INV_LN2 + 0.5)
+                poly[s] = exp_reduced((x - m * LN2_HI) - m * LN2_LO)
+                scale_bits[s] = (np.int64(m) + 1023) << 52
+            for s in range(n_speakers):
+                total[s] += poly[s] * scale[s]
+        for s in range(n_speakers):
+            out[t, s] = top[s] + np.log(total[s])
 
 
 @njit(nogil=True, cache=CACHE, fastmath=VECTOR_MATH)
@@ -81,7 +95,8 @@ def _score_serial(X, means, precisions, log_const, weights, index, out):
     y = np.empty(X.shape[1])
     log_post = np.empty(index.shape[1])
     g = np.empty((index.shape[1], weights.shape[1]))
-    _score_rows(X, means, precisions, log_const, weights, index, out, 0, index.shape[0], y, log_post, g)
+    scratch = np.empty((4, weights.shape[1]))
+    _score_rows(X, means, precisions, log_const, weights, index, out, 0, index.shape[0], y, log_post, g, scratch)
 
 
 @njit(parallel=True, cache=CACHE, fastmath=VECTOR_MATH)
@@ -92,8 +107,9 @@ def _score_parallel(X, means, precisions, log_const, weights, index, out, n_task
         y = np.empty(X.shape[1])
         log_post = np.empty(index.shape[1])
         g = np.empty((index.shape[1], weights.shape[1]))
+        scratch = np.empty((4, weights.shape[1]))
         _score_rows(X, means, precisions, log_const, weights, index, out, task * per_task,
-                    min(n, (task + 1) * per_task), y, log_post, g)
+                    min(n, (task + 1) * per_task), y, log_post, g, scratch)
 
 
 def frame_llrs(plan, X, top_c, means, precisions, log_const, weights):
