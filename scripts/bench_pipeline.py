@@ -91,7 +91,7 @@ def main():
         ours = _in_fresh_process(_ours, directory, args.components, args.jobs)
         peer = _in_fresh_process(_peer, directory, args.components)
         for side, r in (("ours", ours), ("peer", peer)):
-            print(f"{corpus:23s} {side:6s} " + " ".join(f"{r['seconds'][s]:12.1f}s" for s in stages)
+            print(f"{corpus:23s} {side:6s} " + " ".join(f"{r['seconds'][s]:12.2f}s" for s in stages)
                   + f" {r['iterations']:7d} {100 * r['eer']:6.2f}% {100 * r['accuracy']:6.2f}% {r['peak_mb']:8.0f}",
                   flush=True)
         print(f"{corpus:23s} {'ratio':6s} " + " ".join(f"{peer['seconds'][s] / ours['seconds'][s]:12.1f}x"
