@@ -27,7 +27,6 @@ differ only by top-5 against exact scoring).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -72,19 +71,15 @@ def main():
     parser.add_argument("--datasets", type=Path, default=None)
     args = parser.parse_args()
 
+    from corpus_protocols import corpus_protocols
+
     from speaker_id.evaluation import metrics
-    from speaker_id.evaluation.corpora import find_dataset_root
     from speaker_id.evaluation.protocols import _kaldi_split, protocol_features
     from speaker_id.models.adaptation import map_adapt, speaker_stats
     from speaker_id.models.ubm import fit_ubm
     from speaker_id.scoring import SpeakerScorer
 
-    root = args.datasets or find_dataset_root()
-    if root is None:
-        sys.exit("speech corpora not found: pass --datasets DIR or set SPEAKER_ID_DATASETS")
-    repo = Path(__file__).resolve().parent.parent
-    directories = {"arabic-speech-commands": Path(root) / "arabic-speech-commands" / "kaldi",
-                   "librispeech-mini": repo / "datasets" / "librispeech-mini"}
+    directories = {name: directory for name, (_, directory, _) in corpus_protocols(args.datasets).items()}
     print(f"{args.components} diagonal components, means-adapted speakers, every trial; medians of "
           f"{args.repeats} (ours) and {args.peer_repeats} (peer) runs after a warm-up")
     print(f"{'corpus':23s} {'trials':>14s} {'frames':>7s} {'side':34s} {'cold s':>8s} {'median s':>9s} "

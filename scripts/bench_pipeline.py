@@ -74,14 +74,9 @@ def main():
     parser.add_argument("--datasets", type=Path, default=None)
     args = parser.parse_args()
 
-    from speaker_id.evaluation.corpora import find_dataset_root
+    from corpus_protocols import corpus_protocols
 
-    root = args.datasets or find_dataset_root()
-    if root is None:
-        sys.exit("speech corpora not found: pass --datasets DIR or set SPEAKER_ID_DATASETS")
-    repo = Path(__file__).resolve().parent.parent
-    directories = {"arabic-speech-commands": Path(root) / "arabic-speech-commands" / "kaldi",
-                   "librispeech-mini": repo / "datasets" / "librispeech-mini"}
+    directories = {name: directory for name, (_, directory, _) in corpus_protocols(args.datasets).items()}
     stages = ("features", "ubm", "enroll", "score", "total")
     print(f"{args.components} diagonal components, raw scores; ours with {args.jobs} feature process(es)")
     print(f"{'corpus':23s} {'side':6s} " + " ".join(f"{s:>13s}" for s in stages)

@@ -20,7 +20,6 @@ different microphone or level does to the same voice.
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from pathlib import Path
 
@@ -67,17 +66,12 @@ def main():
     parser.add_argument("--datasets", type=Path, default=None)
     args = parser.parse_args()
 
-    from speaker_id.evaluation.corpora import find_dataset_root
+    from corpus_protocols import corpus_protocols
+
     from speaker_id.evaluation.protocols import _fsdd_split, _kaldi_split, evaluate
     from speaker_id.frontend import FeatureConfig, extract_files
 
-    root = args.datasets or find_dataset_root()
-    if root is None:
-        sys.exit("speech corpora not found: pass --datasets DIR or set SPEAKER_ID_DATASETS")
-    repo = Path(__file__).resolve().parent.parent
-    corpora = {"fsdd": ("fsdd", Path(root) / "fsdd" / "recordings", 8000),
-               "librispeech-mini": ("kaldi", repo / "datasets" / "librispeech-mini", 16000),
-               "arabic-speech-commands": ("kaldi", Path(root) / "arabic-speech-commands" / "kaldi", 16000)}
+    corpora = corpus_protocols(args.datasets)
     print(f"{args.components} diagonal components, raw scores, means over UBM seeds {args.seeds}")
     for corpus in args.corpus:
         protocol, directory, sr = corpora[corpus]

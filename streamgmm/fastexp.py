@@ -14,6 +14,7 @@ viewed as float64, in a second loop.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from .numba_cache import CACHE
@@ -50,3 +51,21 @@ def exp_reduced(r):
     p = p * r + 1.0
     p = p * r + 1.0
     return p
+
+
+@njit(fastmath=VECTOR_MATH, cache=CACHE, inline="always")
+def add_exp_terms(values, shift, top, total, poly, scale_bits):
+    """``total[s] += exp(values[s] + shift - top[s])`` for every ``s``, in two vectorisable loops.
+
+    values, top, total, poly : (S,) float64 (``poly`` is scratch);
+    scale_bits : (S,) int64 scratch. ``top[s]`` is at least
+    ``values[s] + shift``, so every term is at most 1.
+    """
+    scale = scale_bits.view(np.float64)
+    for s in range(values.shape[0]):
+        x = max(values[s] + shift - top[s], EXP_CLAMP)
+        m = np.floor(x * INV_LN2 + 0.5)
+        poly[s] = exp_reduced((x - m * LN2_HI) - m * LN2_LO)
+        scale_bits[s] = (np.int64(m) + 1023) << 52
+    for s in range(values.shape[0]):
+        total[s] += poly[s] * scale[s]

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from streamgmm.fastexp import EXP_CLAMP, INV_LN2, LN2_HI, LN2_LO, VECTOR_MATH, exp_reduced
+from streamgmm.fastexp import VECTOR_MATH, add_exp_terms
 from streamgmm.numba_cache import CACHE
 
 # Frames below which one thread scores them (a parallel launch costs more).
@@ -39,15 +39,13 @@ def _score_rows(X, means, precisions, log_const, weights, index, out, start, sto
     ``log w_k + 1/2 sum_d log p_kd - D/2 log 2 pi``; weights : (K, S, D + 1)
     ``[p_k delta_sk, -1/2 p_k . delta_sk^2]``; index : (T, C); out : (T, S).
     y : (D,), log_post : (C,), g : (C, S), scratch : (4, S) scratch. ``exp``
-    over the speakers is ``2**m * poly(r)`` with ``2**m`` built from its IEEE
-    bits, so those loops vectorise.
+    over the speakers is :func:`streamgmm.fastexp.add_exp_terms`, whose loops vectorise.
     """
     n_sel = index.shape[1]
     n_speakers = weights.shape[1]
     d_count = X.shape[1]
     top, total, poly = scratch[0], scratch[1], scratch[2]
     scale_bits = scratch[3].view(np.int64)
-    scale = scratch[3]
     for t in range(start, stop):
         for c in range(n_sel):
             k = index[t, c]
@@ -78,14 +76,7 @@ def _score_rows(X, means, precisions, log_const, weights, index, out, start, sto
             for s in range(n_speakers):
                 top[s] = max(top[s], log_post[c] + g[c, s])
         for c in range(n_sel):
-            lp = log_post[c]
-            for s in range(n_speakers):
-                x = max(lp + g[c, s] - top[s], EXP_CLAMP)
-                m = np.floor(x * INV_LN2 + 0.5)
-                poly[s] = exp_reduced((x - m * LN2_HI) - m * LN2_LO)
-                scale_bits[s] = (np.int64(m) + 1023) << 52
-            for s in range(n_speakers):
-                total[s] += poly[s] * scale[s]
+            add_exp_terms(g[c], log_post[c], top, total, poly, scale_bits)
         for s in range(n_speakers):
             out[t, s] = top[s] + np.log(total[s])
 

@@ -41,6 +41,7 @@ from streamgmm.fastexp import (
     LN2_HI,
     LN2_LO,
     VECTOR_MATH,
+    add_exp_terms,
     exp_reduced,
 )
 from streamgmm.estep import DensityPlan
@@ -72,12 +73,11 @@ def _frame_llr(G, rows, log_post, t, top, total, scale_bits, poly):
     """Leave ``log sum_c exp(log_post[t, c] + G[rows[t, c], s])`` for every speaker s in ``top``.
 
     ``total``, ``scale_bits`` and ``poly`` are (S,) scratch arrays. ``exp`` is
-    computed as ``2**m * poly(r)`` with ``2**m`` built from its IEEE bits, so
-    the loops over speakers vectorise (no SVML needed).
+    :func:`streamgmm.fastexp.add_exp_terms`, so the loops over speakers
+    vectorise (no SVML needed).
     """
     n_sel = rows.shape[1]
     n_speakers = G.shape[1]
-    scale = scale_bits.view(np.float64)
     row = rows[t, 0]
     lp = log_post[t, 0]
     for s in range(n_speakers):
@@ -90,15 +90,7 @@ def _frame_llr(G, rows, log_post, t, top, total, scale_bits, poly):
     for s in range(n_speakers):
         total[s] = 0.0
     for c in range(n_sel):
-        row = rows[t, c]
-        lp = log_post[t, c]
-        for s in range(n_speakers):
-            x = max(G[row, s] + lp - top[s], EXP_CLAMP)
-            m = np.floor(x * INV_LN2 + 0.5)
-            poly[s] = exp_reduced((x - m * LN2_HI) - m * LN2_LO)
-            scale_bits[s] = (np.int64(m) + 1023) << 52
-        for s in range(n_speakers):
-            total[s] += poly[s] * scale[s]
+        add_exp_terms(G[rows[t, c]], log_post[t, c], top, total, poly, scale_bits)
     for s in range(n_speakers):
         top[s] += np.log(total[s])
 
