@@ -72,6 +72,33 @@ def _blas_controller():
     return ThreadpoolController()
 
 
+def over_ranges(function, n_items, min_per_part=1):
+    """``[function(start, stop, serial)]`` over ``range(n_items)``, one part per core when it pays.
+
+    With one Numba thread, or fewer than ``min_per_part`` items per thread,
+    one call ``function(0, n_items, False)``: it may use parallel kernels and
+    multi-threaded BLAS. Otherwise consecutive ranges, one per Numba thread,
+    run in Python threads with ``serial=True`` while BLAS is held to one
+    thread: ``function`` must then use serial kernels that release the GIL
+    (BLAS and LAPACK calls do). Many small products (one per block, or one
+    small matrix per item) run faster this way than on BLAS's own threads.
+
+    Returns
+    -------
+    list
+        The results, in item order.
+    """
+    n_threads = numba.get_num_threads()
+    controller = _blas_controller()
+    if n_threads < 2 or controller is None or n_items < n_threads * max(1, min_per_part):
+        return [function(0, n_items, False)]
+    bounds = np.linspace(0, n_items, n_threads + 1).astype(int)
+    with controller.limit(limits=1, user_api="blas"):
+        pool = _thread_pool(n_threads)
+        parts = [pool.submit(function, a, b, True) for a, b in zip(bounds, bounds[1:])]
+        return [part.result() for part in parts]
+
+
 class DensityPlan:
     """Matrices derived from a mixture's parameters for blockwise evaluation.
 
@@ -249,15 +276,10 @@ class DensityPlan:
     def _over_rows(self, rows_function, X):
         """``[rows_function(part, kernels, offset)]`` over ``X``: one part with parallel kernels,
         or, for a large ``X``, one part per thread with serial kernels and single-threaded BLAS."""
-        n_threads = numba.get_num_threads()
-        controller = _blas_controller()
-        if n_threads < 2 or controller is None or X.shape[0] < 4 * n_threads * self.block_size:
-            return [rows_function(X, _PARALLEL)]
-        bounds = np.linspace(0, X.shape[0], n_threads + 1).astype(int)
-        with controller.limit(limits=1, user_api="blas"):
-            pool = _thread_pool(n_threads)
-            parts = [pool.submit(rows_function, X[a:b], _SERIAL, a) for a, b in zip(bounds, bounds[1:])]
-            return [part.result() for part in parts]
+        def part(start, stop, serial):
+            return rows_function(X[start:stop], _SERIAL if serial else _PARALLEL, start)
+
+        return over_ranges(part, X.shape[0], 4 * self.block_size)
 
     def _accumulate_rows(self, X, kernels, offset=0):
         k, d = self.n_components, self.n_features
