@@ -72,3 +72,19 @@ def test_float32_plan_selects_like_float64_away_from_ties(model):
 def test_n_top_out_of_range(model, n_top):
     with pytest.raises(ValueError, match="n_top must be between 1 and n_components=16"):
         plan_of(model).top_components(np.zeros((3, 4)), n_top)
+
+
+def test_over_ranges_parts_cover_the_items_in_order():
+    from streamgmm.estep import over_ranges
+
+    assert over_ranges(lambda a, b, serial: (a, b, serial), 10, 8) == [(0, 10, False)]  # too few to split
+    parts = over_ranges(lambda a, b, serial: (a, b, serial), 1000, 8)
+    assert len(parts) == numba.get_num_threads()
+    assert [p[0] for p in parts] == [0] + [p[1] for p in parts[:-1]] and parts[-1][1] == 1000
+    assert all(serial == (len(parts) > 1) for _, _, serial in parts)
+
+    def fail(a, b, serial):
+        raise ValueError(f"items {a}-{b}")
+
+    with pytest.raises(ValueError, match="items"):
+        over_ranges(fail, 1000, 8)
