@@ -331,9 +331,11 @@ class SpeakerScorer:
     def score_utterances(self, utterances):
         """Average log-likelihood ratio of each utterance against every speaker.
 
-        The same numbers as ``[score(X) for X in utterances]`` (to rounding),
-        computed on blocks of the utterances' frames joined together, which
-        is much faster for many short utterances.
+        The same numbers as ``[score(X) for X in utterances]`` (to rounding).
+        Up to 64 means-adapted speakers with top-C selection (an
+        evaluation's enrolled speakers) are scored on blocks of the
+        utterances' frames joined together, which is much faster for many
+        short utterances; other speaker sets one utterance at a time.
 
         Parameters
         ----------
