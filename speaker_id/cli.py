@@ -329,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-n", type=_positive_int, default=200, metavar="N", help="cohort size of asnorm (default 200)")
     p.add_argument("--relevance-factor", type=_relevance, default=16.0, help="MAP relevance factor (default 16)")
     p.add_argument("--top-c", type=_positive_int, default=None, help="components per frame in GMM scoring (default 5)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the UBM's initialisation (default 0); figures of small corpora move "
+                        "with it, so compare several")
     p.add_argument("--sr", type=_sample_rate, default=None, help="feature sample rate (default 8000 fsdd, 16000 kaldi)")
     p.add_argument("--p-target", type=_probability, nargs="+", default=[0.01, 0.001], metavar="P",
                    help="target priors of minDCF (default 0.01 0.001)")
@@ -672,7 +675,8 @@ def cmd_evaluate(args, out):
                           ubm_schedule=args.ubm_schedule,
                           relevance_factor=args.relevance_factor, top_c=_top_c(args, args.backend), norm=args.norm,
                           cohort=args.cohort, top_n=args.top_n, n_jobs=args.jobs, p_targets=args.p_target,
-                          backend=args.backend, ivector_options=ivector_options, client=client)
+                          backend=args.backend, ivector_options=ivector_options, random_state=args.seed,
+                          client=client)
     if args.scores_out:
         result.write_trials(args.scores_out)
     if args.det:

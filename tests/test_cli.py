@@ -589,6 +589,22 @@ def test_evaluate_checks_its_outputs_before_evaluating(tmp_path, monkeypatch, ca
                   "--det needs matplotlib")
 
 
+def test_evaluate_seed_is_the_ubm_random_state(tmp_path, monkeypatch, capsys):
+    import speaker_id.evaluation.protocols as protocols
+
+    seen = {}
+
+    def record(*args, **kwargs):  # then fail: the command stops here with an error
+        seen.update(kwargs)
+        raise ValueError("recorded")
+
+    monkeypatch.setattr(protocols, "evaluate", record)
+    for argv, seed in ((["--seed", "3"], 3), ([], 0)):
+        seen.clear()
+        assert main(["evaluate", "--protocol", "fsdd", str(tmp_path), *argv]) != 0
+        assert seen["random_state"] == seed
+
+
 # ------------------------------------------------------- how a stream ends
 def test_stream_stall_prints_the_summary_then_the_error(store, voices, tmp_path, monkeypatch, capsys):
     import sys
