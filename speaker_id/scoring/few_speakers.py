@@ -27,8 +27,8 @@ from numba import njit, prange
 from streamgmm.fastexp import VECTOR_MATH, add_exp_terms
 from streamgmm.numba_cache import CACHE
 
-# Frames below which one thread scores them (a parallel launch costs more).
-_SERIAL_FRAMES = 256
+# Frames below which one thread scores them (a parallel launch costs more than the work).
+SERIAL_FRAMES = 256
 
 
 @njit(nogil=True, cache=CACHE, fastmath=VECTOR_MATH)
@@ -128,7 +128,7 @@ def frame_llrs(plan, X, top_c, means, precisions, log_const, weights):
     def part_llrs(part, serial):
         index = plan.top_components(part, top_c, serial=serial)
         out = np.empty((part.shape[0], weights.shape[1]))
-        if serial or part.shape[0] < _SERIAL_FRAMES:
+        if serial or part.shape[0] < SERIAL_FRAMES:
             _score_serial(part, means, precisions, log_const, weights, index, out)
         else:
             _score_parallel(part, means, precisions, log_const, weights, index, out,

@@ -120,20 +120,28 @@ def _sum_frame_llrs(G, rows, log_post, partial):
                 acc[s] += value[s]
 
 
-@njit(cache=CACHE, fastmath=VECTOR_MATH)
-def _each_frame_llr(G, rows, log_post, out):
-    """``out[t]`` = the per-frame log-likelihood ratios of :func:`_frame_llr`; out : (T, S).
-
-    Serial: it serves short stream updates, where a parallel launch costs
-    more than the work.
-    """
+def _each_frame_llr_rows(G, rows, log_post, out):
     n = rows.shape[0]
     n_speakers = G.shape[1]
-    total = np.empty(n_speakers)
-    scale_bits = np.empty(n_speakers, dtype=np.int64)
-    poly = np.empty(n_speakers)
-    for t in range(n):
-        _frame_llr(G, rows, log_post, t, out[t], total, scale_bits, poly)
+    n_tasks = min(n, _FRAME_TASKS)
+    per_task = (n + n_tasks - 1) // max(n_tasks, 1)
+    for task in prange(n_tasks):
+        total = np.empty(n_speakers)
+        scale_bits = np.empty(n_speakers, dtype=np.int64)
+        poly = np.empty(n_speakers)
+        for t in range(task * per_task, min(n, (task + 1) * per_task)):
+            _frame_llr(G, rows, log_post, t, out[t], total, scale_bits, poly)
+
+
+# Tasks of the per-frame pass (a few per core, so uneven cores even out).
+_FRAME_TASKS = 16
+_each_frame_llr = njit(cache=CACHE, fastmath=VECTOR_MATH)(_each_frame_llr_rows)
+_each_frame_llr.__doc__ = """``out[t]`` = the per-frame log-likelihood ratios of :func:`_frame_llr`; out : (T, S).
+
+Serial: it serves short stream updates, where a parallel launch costs more than the work.
+"""
+_each_frame_llr_parallel = njit(parallel=True, cache=CACHE, fastmath=VECTOR_MATH)(_each_frame_llr_rows)
+_each_frame_llr_parallel.__doc__ = """:func:`_each_frame_llr` over the cores, for many frames."""
 
 
 @njit(parallel=True, cache=CACHE, fastmath=VECTOR_MATH)
@@ -332,10 +340,11 @@ class SpeakerScorer:
         """Average log-likelihood ratio of each utterance against every speaker.
 
         The same numbers as ``[score(X) for X in utterances]`` (to rounding).
-        Up to 64 means-adapted speakers with top-C selection (an
-        evaluation's enrolled speakers) are scored on blocks of the
-        utterances' frames joined together, which is much faster for many
-        short utterances; other speaker sets one utterance at a time.
+        Means-adapted speakers under top-C selection (an evaluation's
+        enrolled speakers) are scored on blocks of the utterances' frames
+        joined together, which is much faster for many short utterances;
+        with exact scoring, or speakers adapted in more than their means,
+        one utterance at a time.
 
         Parameters
         ----------
@@ -360,19 +369,22 @@ class SpeakerScorer:
         """
         frames = [self.ubm._check_X(X) for X in utterances]
         out = np.empty((len(frames), len(self.names)))
-        if not self._few or self._others:
+        if self.top_c is None or not self.n_stacked_ or self._others:
             for i, X in enumerate(frames):
                 out[i] = self._score(X, per_frame=False, checked=True)
             return out
+        # whole utterances up to a block of frames (at least one), whose (frames, speakers) LLRs stay small
+        block_frames = max(1, min(_UTTERANCE_BLOCK_FRAMES, _BLOCK_BYTES // (8 * len(self.names))))
         lengths = np.array([len(X) for X in frames])
         ends = np.cumsum(lengths)
         first = 0
-        while first < len(frames):  # whole utterances up to the block's frames, at least one
+        while first < len(frames):
             done = ends[first] - lengths[first]
-            last = max(first + 1, int(np.searchsorted(ends, done + _UTTERANCE_BLOCK_FRAMES, side="right")))
+            last = max(first + 1, int(np.searchsorted(ends, done + block_frames, side="right")))
             block = frames[first] if last == first + 1 else np.concatenate(frames[first:last])
-            starts = np.concatenate([[0], np.cumsum(lengths[first:last - 1])])
-            out[first:last] = np.add.reduceat(self._few_llrs(block), starts, axis=0) / lengths[first:last, None]
+            frame_llrs = self._score(block, per_frame=True, checked=True)
+            out[first:last] = np.add.reduceat(frame_llrs, ends[first:last] - lengths[first:last] - done, axis=0)
+            out[first:last] /= lengths[first:last, None]
             first = last
         return out
 
@@ -447,7 +459,8 @@ class SpeakerScorer:
             rows = rows.reshape(stop - start, n_sel)
             block_post = np.ascontiguousarray(log_post[start:stop])
             if per_frame:
-                _each_frame_llr(G, rows, block_post, frame_llrs[start:stop])
+                each = _each_frame_llr if stop - start < few_speakers.SERIAL_FRAMES else _each_frame_llr_parallel
+                each(G, rows, block_post, frame_llrs[start:stop])
             else:
                 _sum_frame_llrs(G, rows, block_post, partial)
         return frame_llrs if per_frame else partial.sum(axis=0) / n
