@@ -240,22 +240,21 @@ class ClusterFeatures:
         dict
             Key -> sum, in the keys' first order in ``paths``.
         """
-        return _add_by_key([self._map(_sum_group, function, paths, shared, keys)], keys)
+        return _add_by_key(self._map(_sum_group, function, paths, shared, keys), keys)
 
     def _map(self, apply, function, paths, shared, keys=None):
+        """One ``apply`` task per group holding any of ``paths``: one result per path in order, or,
+        with ``keys``, the groups' results (each task then gets its positions paired with their keys)."""
         wanted: dict = {}
         for k, path in enumerate(paths):
             g, i = self._where[os.fspath(path)]
-            wanted.setdefault(g, []).append((k, i))
+            wanted.setdefault(g, []).append((k, i if keys is None else (i, keys[k])))
         shared_future = broadcast(self.client, shared)
-        if keys is not None:  # per group: its positions with their keys, and one result per group
-            tasks = {g: self.client.submit(apply, self.futures[g], [i for _, i in members],
-                                           [keys[k] for k, _ in members], function, shared_future, pure=False)
-                     for g, members in wanted.items()}
-            return self.client.gather(list(tasks.values()))
-        tasks = {g: self.client.submit(apply, self.futures[g], [i for _, i in members], function,
+        tasks = {g: self.client.submit(apply, self.futures[g], [item for _, item in members], function,
                                        shared_future, pure=False)
                  for g, members in wanted.items()}
+        if keys is not None:
+            return self.client.gather(list(tasks.values()))
         results = [None] * len(paths)
         for g, values in zip(tasks, self.client.gather(list(tasks.values()))):
             for (k, _), value in zip(wanted[g], values):
@@ -275,20 +274,19 @@ def _apply_group_batch(features, positions, function, shared):
     return list(function([features[i] for i in positions], *shared))
 
 
-def _sum_group(features, positions, keys, function, shared):
+def _sum_group(features, keyed_positions, function, shared):
     members: dict = {}
-    for i, key in zip(positions, keys):
+    for i, key in keyed_positions:
         members.setdefault(key, []).append(features[i])
     return {key: function(utterances, *shared) for key, utterances in members.items()}
 
 
-def _add_by_key(partial_lists, keys):
-    """Sum dicts of key -> value (lists of them, in order) into one dict in the keys' first order."""
+def _add_by_key(partials, keys):
+    """Sum dicts of key -> value, in order, into one dict in the keys' first order."""
     totals: dict = {}
-    for partials in partial_lists:
-        for partial in partials:
-            for key, value in partial.items():
-                totals[key] = value if key not in totals else totals[key] + value
+    for partial in partials:
+        for key, value in partial.items():
+            totals[key] = value if key not in totals else totals[key] + value
     return {key: totals[key] for key in dict.fromkeys(keys) if key in totals}
 
 
@@ -316,22 +314,23 @@ class FeatureSets:
     def sum_by_key(self, function: Callable, paths: Sequence, keys: Sequence, *shared) -> dict:
         """Per key, the sum of ``function`` over the sets' groups (see :meth:`ClusterFeatures.sum_by_key`)."""
         paths = [os.fspath(p) for p in paths]
-        partials = []
-        for s in self.sets:
-            mine = [k for k, path in enumerate(paths) if self._owner[path] is s]
-            if mine:
-                partials.append([s.sum_by_key(function, [paths[k] for k in mine], [keys[k] for k in mine], *shared)])
-        return _add_by_key(partials, keys)
+        return _add_by_key([s.sum_by_key(function, [paths[k] for k in mine], [keys[k] for k in mine], *shared)
+                            for s, mine in self._by_set(paths)], keys)
 
     def _map(self, method, function, paths, shared):
         paths = [os.fspath(p) for p in paths]
         results = [None] * len(paths)
+        for s, mine in self._by_set(paths):
+            for k, value in zip(mine, getattr(s, method)(function, [paths[k] for k in mine], *shared)):
+                results[k] = value
+        return results
+
+    def _by_set(self, paths):
+        """``(set, positions in paths of its files)`` for each set holding any of ``paths``."""
         for s in self.sets:
             mine = [k for k, path in enumerate(paths) if self._owner[path] is s]
             if mine:
-                for k, value in zip(mine, getattr(s, method)(function, [paths[k] for k in mine], *shared)):
-                    results[k] = value
-        return results
+                yield s, mine
 
     def close(self):
         for s in self.sets:
