@@ -77,6 +77,8 @@ def main():
     from speaker_id.evaluation.protocols import _kaldi_split, protocol_features
     from speaker_id.models.adaptation import map_adapt, speaker_stats
     from speaker_id.models.ubm import fit_ubm
+    from speaker_id.frontend import FeatureConfig
+    from speaker_id.frontend.normalization import apply_prior, fit_prior
     from speaker_id.scoring import SpeakerScorer
 
     directories = {name: directory for name, (_, directory, _) in corpus_protocols(args.datasets).items()}
@@ -88,6 +90,9 @@ def main():
         directory = directories[corpus]
         split = _kaldi_split(directory)
         features = protocol_features("kaldi", directory, n_jobs=1)
+        # evaluate's front end: every utterance's mean shrunk towards the training speakers' mean
+        config = fit_prior(FeatureConfig(), [features[u.path] for u in split.train])
+        features = {path: apply_prior(X, config) for path, X in features.items()}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ubm = fit_ubm([features[u.path] for u in split.train], n_components=args.components)

@@ -1,15 +1,19 @@
-"""One front-end setting against another on FSDD, over several UBM seeds.
+"""Settings of the front end or the GMM back end against the defaults, on all three corpora, over UBM seeds.
 
-    python scripts/compare_front_end.py [--seeds 0 1 2 3 4] [--setting center=False] [--datasets DIR]
+    python scripts/compare_front_end.py [--corpus fsdd librispeech-mini arabic-speech-commands]
+        [--seeds 0 1 2] [--components 128] [--setting NAME=VALUE [NAME=VALUE ...]] ... [--datasets DIR]
 
-Runs FSDD's protocol (``speaker_id.evaluation.protocols.evaluate``, the code of
-``speaker-id evaluate``: 128 diagonal components, top-5 scoring) once per
-seed with the default ``FeatureConfig(sr=8000)`` and once with the
-``--setting`` changed (``name=value``, any ``FeatureConfig`` field), and prints
-identification accuracy, T-normalised (the other enrolled speakers as the cohort: optimistic,
-but the same for every front end) and raw EER per seed and their means.
-FSDD's EERs come in steps of one trial (0.33 % of the 300 target trials), so
-read the means beside the spread over seeds.
+Each ``--setting`` is one variant: one or more ``name=value`` pairs, each a
+``FeatureConfig`` field (``n_mels=64``, ``delta_width=5``) or a keyword of
+:func:`speaker_id.evaluation.protocols.evaluate` (``relevance_factor=8``,
+``adapt=('weights','means')``, ``n_components=256``). For each corpus the
+features of each front end are extracted once; then ``evaluate`` (the code
+of ``speaker-id evaluate``: top-5 scoring, raw scores) runs once per UBM seed
+and variant. It prints raw EER and identification accuracy per seed and
+their means, the default first. A change counts only if it helps the
+corpora together: FSDD's EERs come in steps of 0.33 % (one of 300 target
+trials) and librispeech-mini's in steps of 2 % (one of 50), so read the
+means beside the spread over seeds.
 """
 
 from __future__ import annotations
@@ -17,52 +21,79 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import sys
+import inspect
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 
-def parse_setting(text):
-    name, _, value = text.partition("=")
+def parse_variant(pairs):
+    """``["n_mels=64", "relevance_factor=8"]`` -> (front-end fields, evaluate keywords)."""
+    from speaker_id.evaluation.protocols import evaluate
     from speaker_id.frontend.config import FeatureConfig
 
-    if name not in {f.name for f in dataclasses.fields(FeatureConfig)}:
-        raise SystemExit(f"unknown FeatureConfig field {name!r}")
-    try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
+    fields = {f.name for f in dataclasses.fields(FeatureConfig)} - {"sr"}
+    keywords = set(inspect.signature(evaluate).parameters) - {"protocol", "directory", "features", "feature_config",
+                                                               "random_state", "sr", "client"}
+    front, back = {}, {}
+    for text in pairs:
+        name, _, value = text.partition("=")
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            pass
+        if name in fields:
+            front[name] = value
+        elif name in keywords:
+            back[name] = value
+        else:
+            raise SystemExit(f"{name!r} is neither a FeatureConfig field nor an evaluate() keyword")
+    return front, back
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--setting", default="center=False", help="the changed field, name=value (default center=False)")
+    parser.add_argument("--corpus", nargs="+", default=["fsdd", "librispeech-mini", "arabic-speech-commands"],
+                        choices=["fsdd", "librispeech-mini", "arabic-speech-commands"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--components", type=int, default=128)
+    parser.add_argument("--setting", nargs="+", action="append", default=[], metavar="NAME=VALUE",
+                        help="one variant (repeat the option for more); default center=False")
     parser.add_argument("--datasets", type=Path, default=None)
     args = parser.parse_args()
 
-    from speaker_id.evaluation.corpora import find_dataset_root
-    from speaker_id.evaluation.protocols import evaluate
+    from corpus_protocols import corpus_protocols
+
+    from speaker_id.evaluation.protocols import evaluate, protocol_features
     from speaker_id.frontend.config import FeatureConfig
 
-    root = args.datasets or find_dataset_root()
-    if root is None:
-        sys.exit("speech corpora not found: pass --datasets DIR or set SPEAKER_ID_DATASETS")
-    name, value = parse_setting(args.setting)
-    configs = {"default": FeatureConfig(sr=8000), args.setting: FeatureConfig(sr=8000, **{name: value})}
-    results = {label: [] for label in configs}
-    print(f"{'front end':22s} {'seed':>5s} {'ident. acc':>11s} {'EER T-norm':>11s} {'EER raw':>8s}")
-    for seed in args.seeds:
-        for label, config in configs.items():
-            r = evaluate("fsdd", Path(root) / "fsdd" / "recordings", feature_config=config, random_state=seed,
-                         norm="tnorm", cohort="enrolled")
-            results[label].append((r.accuracy, r.eer, r.raw_eer))
-            print(f"{label:22s} {seed:5d} {100 * r.accuracy:10.2f}% {100 * r.eer:10.2f}% {100 * r.raw_eer:7.2f}%",
-                  flush=True)
-    for label, rows in results.items():
-        acc, eer, raw = np.mean(rows, axis=0)
-        print(f"{label:22s} {'mean':>5s} {100 * acc:10.2f}% {100 * eer:10.2f}% {100 * raw:7.2f}%")
+    variants = {"default": ({}, {})}
+    for pairs in args.setting or [["center=False"]]:
+        variants[" ".join(pairs)] = parse_variant(pairs)
+    corpora = corpus_protocols(args.datasets)
+    width = max(len(label) for label in variants)
+    print(f"{args.components} diagonal components unless a variant says otherwise; raw scores; "
+          f"UBM seeds {args.seeds}")
+    print(f"{'corpus':23s} {'variant':{width}s} {'raw EER':>8s} {'ident.':>8s}   per-seed raw EER")
+    for corpus in args.corpus:
+        protocol, directory, sr = corpora[corpus]
+        cache = {}
+        for label, (front, back) in variants.items():
+            config = FeatureConfig(sr=sr, **front)
+            if config not in cache:
+                cache[config] = protocol_features(protocol, directory, feature_config=config, n_jobs=1)
+            rows = []
+            for seed in args.seeds:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    r = evaluate(protocol, directory, **{"n_components": args.components, "norm": "none",
+                                                         "n_jobs": 1, **back},
+                                 feature_config=config, features=cache[config], random_state=seed)
+                rows.append((r.raw_eer, r.accuracy))
+            eers, accuracies = 100 * np.array(rows).T
+            print(f"{corpus:23s} {label:{width}s} {eers.mean():7.2f}% {accuracies.mean():7.2f}%   "
+                  + " ".join(f"{e:.2f}" for e in eers), flush=True)
 
 
 if __name__ == "__main__":

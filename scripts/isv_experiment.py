@@ -50,6 +50,7 @@ import numpy as np
 from speaker_id.evaluation import metrics
 from speaker_id.evaluation.protocols import _kaldi_split
 from speaker_id.frontend import FeatureConfig, extract_files
+from speaker_id.frontend.normalization import apply_prior, fit_prior
 from speaker_id.models.adaptation import _new_model_like, map_adapt
 from speaker_id.models.isv import ISV
 from speaker_id.models.ubm import fit_ubm
@@ -136,6 +137,8 @@ def main(argv=None):
     speakers = sorted(split.enroll)
     paths = list({u.path: None for u in split.train + [u for s in speakers for u in split.enroll[s]] + split.test})
     features = dict(zip(paths, extract_files(paths, FeatureConfig(sr=16000), n_jobs=args.n_jobs)))
+    config = fit_prior(FeatureConfig(sr=16000), [features[u.path] for u in split.train])  # as evaluate
+    features = {path: apply_prior(X, config) for path, X in features.items()}
     n_features = next(iter(features.values())).shape[1]
     train_speakers = sorted({u.speaker for u in split.train})
     print(f"{args.directory}: {len(split.train)} training utterances of {len(train_speakers)} speakers; "

@@ -25,14 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = ("cmvn", "cmn", "none")
+VARIANTS = ("cmvn", "cmn", "none", "prior")
 
 
-def normalise(features, variant):
+def normalise(features, variant, prior_mean=None, prior_frames=200):
     from speaker_id.frontend.normalization import cmvn
 
     if variant == "none":
         return features
+    if variant == "prior":  # the utterance's mean shrunk towards the training mean, as with prior_frames more frames
+        return {path: (X - len(X) / (len(X) + prior_frames) * (X.mean(axis=0) - prior_mean)).astype(np.float32)
+                for path, X in features.items()}
     return {path: cmvn(X, variance=variant == "cmvn").astype(np.float32) for path, X in features.items()}
 
 
@@ -62,6 +65,8 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--components", type=int, default=128)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--prior-frames", type=int, default=200,
+                        help="'prior': weight of the training mean, in frames (default 200)")
     parser.add_argument("--channel", action="store_true", help="also test through a random channel per test file")
     parser.add_argument("--datasets", type=Path, default=None)
     args = parser.parse_args()
@@ -76,13 +81,14 @@ def main():
     for corpus in args.corpus:
         protocol, directory, sr = corpora[corpus]
         split = _fsdd_split(directory) if protocol == "fsdd" else _kaldi_split(directory)
-        config = FeatureConfig(sr=sr, cmvn=False)
+        config = FeatureConfig(sr=sr, cmvn=False, prior_frames=None)
         paths = list({u.path: None for u in split.train + [u for s in sorted(split.enroll) for u in split.enroll[s]]
                       + split.test})
         plain = dict(zip(paths, extract_files(paths, config, n_jobs=1)))
         conditions = [("matched", plain)]
         if args.channel:
             conditions.append(("test channel", {**plain, **channel_features([u.path for u in split.test], config)}))
+        prior_mean = np.concatenate([plain[u.path] for u in split.train]).astype(np.float64).mean(axis=0)
         for variant in args.variants:
             for condition, features in conditions:
                 rows = []
@@ -90,7 +96,9 @@ def main():
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         r = evaluate(protocol, directory, n_components=args.components, norm="none", n_jobs=1,
-                                     features=normalise(features, variant), random_state=seed)
+                                     feature_config=config,
+                                     features=normalise(features, variant, prior_mean, args.prior_frames),
+                                     random_state=seed)
                     rows.append((r.raw_eer, r.accuracy))
                 eers, accuracies = 100 * np.array(rows).T
                 print(f"{corpus:23s} {variant:5s} {condition:13s} raw EER {eers.mean():5.2f} % "

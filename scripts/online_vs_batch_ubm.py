@@ -225,6 +225,7 @@ def main():
     from speaker_id.evaluation.protocols import _fsdd_split
     from speaker_id.frontend.config import FeatureConfig
     from speaker_id.frontend.extraction import extract_files
+    from speaker_id.frontend.normalization import apply_prior, fit_prior
     from speaker_id.models.ubm import DEFAULT_BATCH_SIZE
 
     root = args.datasets or find_dataset_root()
@@ -234,6 +235,9 @@ def main():
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
     split = _fsdd_split(directory)
     config = FeatureConfig(sr=8000)  # evaluate's default for fsdd
+    train = extract_files([u.path for u in split.train], config, n_jobs=args.jobs)
+    config = fit_prior(config, train)  # as evaluate: means shrunk towards the training mean
+    train = [apply_prior(X, config) for X in train]
     test_frames = np.concatenate(extract_files([u.path for u in split.test], config, n_jobs=args.jobs))
     warm_up()
 
@@ -241,7 +245,6 @@ def main():
     means = print_table(rows, batch_size)
     print_verdict(rows, means)
     if args.sweep:
-        train = extract_files([u.path for u in split.train], config, n_jobs=args.jobs)
         sweep(directory, train, test_frames, args.seeds, args.components, args.jobs)
 
 

@@ -47,6 +47,7 @@ def evaluate(corpus, root, n_components, chunk_ms, turn_s, seed, windows, margin
     from speaker_id.frontend.config import FeatureConfig
     from speaker_id.frontend.extraction import extract_files
     from speaker_id.models.adaptation import map_adapt, speaker_stats
+    from speaker_id.frontend.normalization import apply_prior, fit_prior
     from speaker_id.scoring.scorer import SpeakerScorer
     from speaker_id.scoring.stream import StreamScorer
     from streamgmm import OnlineGMM
@@ -55,6 +56,8 @@ def evaluate(corpus, root, n_components, chunk_ms, turn_s, seed, windows, margin
     split, sr = load_split(corpus, root)
     config = FeatureConfig(sr=sr)
     train = extract_files([u.path for u in split.train], config, n_jobs=2)
+    config = fit_prior(config, train)  # as train-ubm: every utterance's mean shrunk towards the training mean
+    train = [apply_prior(X, config) for X in train]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ubm = OnlineGMM(n_components, covariance_type="diag", max_iter=30, random_state=0).fit(np.concatenate(train))

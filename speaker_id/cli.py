@@ -399,7 +399,7 @@ def cmd_train_ubm(args, out):
     check_learning_method(args.learning_method, _batch_size(args))
     _check_cluster_learning(args)
     with dask_client(args.scheduler, args.workers, timeout=args.connect_timeout) as client:
-        ubm, backend = train_models(paths, config, speakers=speakers if args.backend == "ivector" else None,
+        ubm, backend, config = train_models(paths, config, speakers=speakers if args.backend == "ivector" else None,
                                     ivector_options=ivector_options, n_jobs=args.jobs,
                                     progress=not (args.quiet or args.json), n_components=args.components,
                                     max_iter=args.max_iter, learning_method=args.learning_method,

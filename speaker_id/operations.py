@@ -53,24 +53,31 @@ def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None
     -------
     ubm : OnlineGMM
     backend : IvectorBackend or None
+    config : FeatureConfig
+        ``config``, with the training features' mean when it waited for one
+        (:attr:`~speaker_id.frontend.config.FeatureConfig.needs_prior`): store it beside the UBM.
     """
     backend = None
     if client is not None:
         features = ClusterFeatures(client, paths, config)
         try:
+            if config.needs_prior:
+                config = features.fit_prior(config)
             ubm = fit_ubm(features, **ubm_options)
             if speakers is not None:
                 stats, labels = cluster_training_sessions(list(speakers), features, ubm)
                 backend = IvectorBackend(**(ivector_options or {})).fit(ubm, stats, labels, client=client)
         finally:
             features.close()
-        return ubm, backend
+        return ubm, backend, config
     with FeatureCache(paths, config, n_jobs=n_jobs, progress=progress) as cache:
+        if config.needs_prior:
+            config = cache.fit_prior(config)
         ubm = fit_ubm(cache, progress=progress, **ubm_options)
         if speakers is not None:
             stats, labels = training_sessions(list(speakers), cache.utterances(), ubm)
             backend = IvectorBackend(**(ivector_options or {})).fit(ubm, stats, labels)
-    return ubm, backend
+    return ubm, backend, config
 
 
 def enroll_files(store: SpeakerStore, name: str, paths: Sequence, *, mode: str = "add", n_jobs: int = 1) -> dict:

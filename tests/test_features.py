@@ -67,9 +67,10 @@ def test_config_from_dict_rejects_unknown_keys():
 
 
 def test_config_from_dict_fills_defaults():
-    assert FeatureConfig.from_dict({"center": True}) == FeatureConfig()
-    # a dict without "center" predates the option: those models were trained on unpadded frames
-    assert FeatureConfig.from_dict({}) == FeatureConfig(center=False)
+    assert FeatureConfig.from_dict({"center": True, "cmvn": False, "prior_frames": 200}) == FeatureConfig()
+    # a dict without "center" predates the option: those models were trained on unpadded frames;
+    # one without "cmvn" or "prior_frames" on per-utterance CMVN, without a prior
+    assert FeatureConfig.from_dict({}) == FeatureConfig(center=False, cmvn=True, prior_frames=None)
     assert FeatureConfig.from_dict(FeatureConfig().to_dict()) == FeatureConfig()
 
 
@@ -286,7 +287,7 @@ def test_vad_drops_leading_silence():
 
 
 def test_extract_output_contract():
-    cfg = FeatureConfig()
+    cfg = FeatureConfig(cmvn=True, prior_frames=None)
     X = extract(_noise(16000 * 2, seed=9), cfg)
     assert X.dtype == np.float32 and X.ndim == 2 and X.shape[1] == 60
     assert np.isfinite(X).all()
@@ -294,6 +295,38 @@ def test_extract_output_contract():
     np.testing.assert_allclose(X.std(axis=0), 1, atol=1e-3)
     raw = extract(_noise(16000 * 2, seed=9), FeatureConfig(vad=False, cmvn=False, deltas=False))
     np.testing.assert_allclose(raw, mfcc(_noise(16000 * 2, seed=9)), atol=1e-6)
+
+
+def test_prior_normalisation_moves_the_mean_part_way_to_the_prior():
+    y = _noise(16000 * 2, seed=9)
+    assert FeatureConfig().needs_prior
+    raw = extract(y, FeatureConfig()).astype(np.float64)  # no prior yet: not normalised
+    np.testing.assert_allclose(raw, extract(y, FeatureConfig(prior_frames=None)), atol=0)
+    prior = np.linspace(-3.0, 3.0, 60)
+    for frames in (50.0, 200.0, 5000.0):
+        X = extract(y, FeatureConfig(prior_frames=frames).with_prior(prior)).astype(np.float64)
+        n = len(raw)
+        # the utterance's mean estimated with `frames` frames at the prior, and that estimate's offset removed
+        estimate = (raw.sum(axis=0) + frames * prior) / (n + frames)
+        np.testing.assert_allclose(X.mean(axis=0), raw.mean(axis=0) - (estimate - prior), rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(X - X.mean(axis=0), raw - raw.mean(axis=0), atol=1e-3)  # only shifted
+    # a long utterance is nearly mean-normalised; with a tiny prior exactly
+    X = extract(y, FeatureConfig(prior_frames=1e-9).with_prior(prior))
+    np.testing.assert_allclose(X.mean(axis=0), prior, atol=1e-3)
+
+
+def test_prior_settings_are_checked_and_survive_a_round_trip():
+    cfg = FeatureConfig(sr=8000).with_prior(np.arange(60.0))
+    assert not cfg.needs_prior and cfg.prior_mean == tuple(np.arange(60.0))
+    assert FeatureConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="prior_mean must hold n_features=60"):
+        FeatureConfig(prior_mean=(1.0, 2.0))
+    with pytest.raises(ValueError, match="non-finite"):
+        FeatureConfig().with_prior(np.full(60, np.nan))
+    with pytest.raises(ValueError, match="unused"):
+        FeatureConfig(cmvn=True).with_prior(np.zeros(60))
+    with pytest.raises(ValueError, match="prior_frames must be positive"):
+        FeatureConfig(prior_frames=0)
 
 
 def test_extract_too_short_names_the_fix():

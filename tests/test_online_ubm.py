@@ -92,7 +92,7 @@ def test_cached_utterances_are_the_files_features(tmp_path):
 def test_train_ubm_online_equals_fit_ubm_online_on_the_same_frames(tmp_path):
     # more than the 20,000 frames the initialisation takes, so that batches follow
     paths = _write_voices(tmp_path, n_files=48, seconds=6.0)
-    config = FeatureConfig()
+    config = FeatureConfig(prior_frames=None)
     ubm = train_ubm(paths, config, n_components=4, learning_method="online", batch_size=2000, n_jobs=1)
     reference = fit_ubm([extract_file(p, config) for p in paths], n_components=4,
                         learning_method="online", batch_size=2000)

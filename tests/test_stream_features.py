@@ -123,9 +123,27 @@ def test_an_utterance_of_at_most_a_second_streams_to_the_offline_features(speech
 
 
 @pytest.mark.parametrize("window_s", [0.4, None])
+def test_sliding_prior_normalisation_against_a_direct_computation(speech, window_s):
+    raw, raw_index, _ = stream(speech, FeatureConfig(sr=SR, prior_frames=None), 400)
+    prior = np.linspace(-2.0, 2.0, raw.shape[1])
+    config = FeatureConfig(sr=SR, prior_frames=20.0).with_prior(prior)
+    X, index, _ = stream(speech, config, 400, cmvn_window_s=window_s, cmvn_min_frames=30)
+    np.testing.assert_array_equal(index, raw_index)
+    x = raw.astype(np.float64)
+    start = x[:30]  # held back, then normalised as offline over themselves
+    expected = [start - 30 / 50 * (start.mean(0) - prior)]
+    for t in range(30, len(x)):
+        window = x[max(0, t - 39):t + 1] if window_s else x[:t + 1]
+        expected.append((x[t] - len(window) / (len(window) + 20) * (window.mean(0) - prior))[None])
+    assert len(x) > 3 * 40
+    np.testing.assert_allclose(X, np.concatenate(expected), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("window_s", [0.4, None])
 def test_sliding_cmvn_against_a_direct_computation(speech, window_s):
-    raw, raw_index, _ = stream(speech, FeatureConfig(sr=SR, cmvn=False), 400)
-    X, index, _ = stream(speech, FeatureConfig(sr=SR), 400, cmvn_window_s=window_s, cmvn_min_frames=30)
+    raw, raw_index, _ = stream(speech, FeatureConfig(sr=SR, prior_frames=None), 400)
+    X, index, _ = stream(speech, FeatureConfig(sr=SR, cmvn=True, prior_frames=None), 400, cmvn_window_s=window_s,
+                         cmvn_min_frames=30)
     np.testing.assert_array_equal(index, raw_index)
     x = raw.astype(np.float64)
     start = x[:30]

@@ -7,6 +7,7 @@ import pytest
 
 from speaker_id.demo.synth import make_corpus
 from speaker_id.frontend.config import FeatureConfig
+from speaker_id.frontend.normalization import fit_prior
 from speaker_id.frontend.extraction import extract
 from speaker_id.models.adaptation import map_adapt, speaker_stats
 from speaker_id.scoring.likelihood_ratio import llr
@@ -47,7 +48,8 @@ def plain(corpus):
 
 @pytest.fixture(scope="module")
 def default(corpus):
-    config = FeatureConfig(sr=SR)
+    """The default front end, its prior the mean of every utterance's frames (as train-ubm computes it)."""
+    config = fit_prior(FeatureConfig(sr=SR), [extract(y, FeatureConfig(sr=SR)) for ys in corpus.values() for y in ys])
     return (config,) + build(corpus, config)
 
 

@@ -10,6 +10,7 @@ import soundfile as sf
 
 from speaker_id.frontend.config import FeatureConfig
 from speaker_id.frontend.extraction import extract_file
+from speaker_id.frontend.normalization import apply_prior
 from speaker_id.models.ubm import FeatureCache, train_ubm
 from streamgmm import OnlineGMM
 
@@ -67,9 +68,14 @@ def test_cache_extracts_every_batch_with_one_pool_of_workers(tmp_path, monkeypat
 
 def test_train_ubm_equals_in_memory_em_on_the_same_frames(tmp_path):
     paths = _write_voices(tmp_path)
-    config = FeatureConfig()
-    ubm = train_ubm(paths, config, n_components=4, max_iter=10, n_jobs=1, schedule="full")
+    ubm, config = train_ubm(paths, FeatureConfig(), n_components=4, max_iter=10, n_jobs=1, schedule="full",
+                            return_config=True)
+    # the default front end: each file's mean shrunk towards the mean of all their frames
+    raw = [extract_file(p, FeatureConfig()) for p in paths]
+    all_frames = np.concatenate(raw).astype(np.float64)
+    np.testing.assert_allclose(config.prior_mean, all_frames.mean(axis=0), rtol=1e-6, atol=1e-6)
     frames = np.concatenate([extract_file(p, config) for p in paths])
+    np.testing.assert_allclose(frames, np.concatenate([apply_prior(X, config) for X in raw]), atol=1e-5)
     reference = OnlineGMM(4, covariance_type="diag", max_iter=10, tol=1e-3, init_params="kmeans",
                           random_state=0, init_size=max(100 * 4, 20_000))
     with warnings.catch_warnings():
@@ -82,12 +88,17 @@ def test_train_ubm_equals_in_memory_em_on_the_same_frames(tmp_path):
 def test_too_little_audio_for_the_components(tmp_path):
     paths = _write_voices(tmp_path, n_files=1, seconds=0.1)
     with pytest.raises(ValueError, match="fewer than the 64 components"):
-        train_ubm(paths, FeatureConfig(), n_components=64, n_jobs=1)
+        train_ubm(paths, FeatureConfig(), n_components=64, n_jobs=1, return_config=True)
 
 
 def test_no_files():
     with pytest.raises(ValueError, match="no audio files"):
-        train_ubm([], FeatureConfig())
+        train_ubm([], FeatureConfig(prior_frames=None))
+
+
+def test_train_ubm_asks_for_the_config_it_fits():
+    with pytest.raises(ValueError, match="return_config=True"):
+        train_ubm(["never-read.wav"], FeatureConfig())
 
 
 def test_workers_never_run_far_ahead_of_the_cache(tmp_path, monkeypatch):

@@ -56,7 +56,7 @@ def run_demo(n_speakers=8, seed=0, n_background=16, log=print):
         ubm_paths = [p for s in background for p in by_speaker[s]]
         say(f"training a 64-component UBM on {len(ubm_paths)} background recordings ...")
         config = FeatureConfig(sr=SR)
-        ubm = train_ubm(ubm_paths, config, n_components=64, max_iter=30, n_jobs=1)
+        ubm, config = train_ubm(ubm_paths, config, n_components=64, max_iter=30, n_jobs=1, return_config=True)
         store = SpeakerStore.create(tmp / "store", ubm, config)
         for name in targets:
             enroll_files(store, name, by_speaker[name][:4])

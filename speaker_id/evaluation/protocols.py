@@ -22,6 +22,7 @@ from streamgmm.io import write_atomic
 from .. import scoring
 from ..frontend.config import FeatureConfig
 from ..frontend.extraction import extract_files
+from ..frontend.normalization import apply_prior, fit_prior
 from ..frontend.cluster import ClusterFeatures, FeatureSets
 from ..models.ivector_backend import IvectorBackend, cluster_training_sessions, training_sessions
 from ..models.ubm import DEFAULT_BATCH_SIZE, check_learning_method, fit_ubm
@@ -296,12 +297,20 @@ def evaluate(
             if missing:
                 raise ValueError(f"features has no entry for {missing[0]} ({len(missing)} files missing); "
                                  "pass protocol_features() of the same protocol and directory.")
+        if config.needs_prior:  # the training speakers' mean, the prior of every utterance's
+            config = fit_prior(config, [features[p] for p in train_paths])
+            features = {p: apply_prior(features[p], config) for p in paths}
         features = FeatureTable(features)
         train_features = [features[u.path] for u in split.train]
     else:
         train_features = ClusterFeatures(client, train_paths, config)
-        features = FeatureSets(train_features, ClusterFeatures(client, other_paths, config) if other_paths else None)
+        others = ClusterFeatures(client, other_paths, config) if other_paths else None
+        features = FeatureSets(train_features, others)
         train_features.wait()
+        if config.needs_prior:
+            config = train_features.fit_prior(config)
+            if others is not None:
+                others.apply_prior(config)
     clock["features"] = time.perf_counter()
     try:
         with warnings.catch_warnings():

@@ -19,10 +19,13 @@ import os
 import threading
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from streamgmm.distributed import broadcast, require_dask
 
 from .config import FeatureConfig
 from .extraction import extract_file
+from .normalization import apply_prior
 
 #: seconds to wait for a scheduler before giving up
 CONNECT_TIMEOUT = 10.0
@@ -261,9 +264,41 @@ class ClusterFeatures:
                 results[k] = value
         return results
 
+    def fit_prior(self, config: FeatureConfig) -> FeatureConfig:
+        """The training mean of these features (sums added on the client); normalise them with it where they are.
+
+        As :meth:`speaker_id.models.ubm.FeatureCache.fit_prior`, for
+        features extracted on the cluster with a ``config`` that
+        :attr:`~speaker_id.frontend.config.FeatureConfig.needs_prior`.
+
+        Returns
+        -------
+        FeatureConfig
+            ``config.with_prior(mean)``.
+        """
+        if not config.needs_prior:
+            raise ValueError("this configuration does not wait for a training mean; nothing to fit.")
+        sums = self.client.gather([self.client.submit(_group_sum, f, pure=False) for f in self.futures])
+        total = np.sum([s for s, _ in sums], axis=0)
+        fitted = config.with_prior(total / max(sum(n for _, n in sums), 1))
+        self.apply_prior(fitted)
+        return fitted
+
+    def apply_prior(self, config: FeatureConfig) -> None:
+        """Normalise the kept (un-normalised) features with ``config.prior_mean``, on the workers."""
+        self.futures = [self.client.submit(_group_prior, f, config, pure=False) for f in self.futures]
+
     def close(self):
         """Release the features on the workers."""
         self.futures = []
+
+
+def _group_sum(features):
+    return np.sum([np.add.reduce(x, axis=0, dtype=np.float64) for x in features], axis=0), sum(len(x) for x in features)
+
+
+def _group_prior(features, config):
+    return [apply_prior(x, config) for x in features]
 
 
 def _apply_group(features, positions, function, shared):

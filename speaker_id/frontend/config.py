@@ -101,9 +101,31 @@ class FeatureConfig:
         Absolute VAD floor: frame mean-square power in dB relative to full
         scale (a full-scale sine is -3 dB; 16-bit digital silence is below
         -90 dB). Frames quieter than this are never speech.
-    cmvn : bool, default True
+    cmvn : bool, default False
         Normalise each feature to zero mean and unit variance over the kept
-        frames of the utterance.
+        frames of the utterance (the prior fields below are then unused).
+    prior_frames : float or None, default 200.0
+        With ``cmvn=False``: shrink each utterance's feature mean towards
+        the training mean ``prior_mean`` as if that mean came with
+        ``prior_frames`` frames of its own, i.e. subtract
+        ``n / (n + prior_frames) * (utterance mean - prior_mean)`` from the
+        utterance's ``n`` kept frames (Kaldi's online CMVN takes 200 frames
+        of global statistics as its prior the same way). A long utterance
+        is mean-normalised, so a channel's offset goes; a short one, whose
+        mean says more about what was said than about the channel, keeps
+        most of its level, which carries the speaker. ``None``: no mean
+        normalisation. Over UBM seeds 0-2 (128 components, raw EER,
+        FSDD / librispeech-mini / arabic-speech-commands) it gave 0.67 /
+        0.00 / 2.81 % against 1.04 / 0.37 / 3.22 % with per-utterance
+        ``cmvn`` and 0.80 / 0.00 / 3.20 % with none
+        (``scripts/normalisation_experiment.py``).
+    prior_mean : tuple of float or None, default None
+        The mean of the training features (``n_features`` values) before
+        any normalisation. Training a UBM (``speaker-id train-ubm``,
+        :func:`~speaker_id.evaluation.protocols.evaluate`) computes it from
+        the training speakers' frames and stores the configuration with it
+        (:meth:`with_prior`). While it is ``None`` the features are returned
+        un-normalised, which is what it is computed from.
 
     Examples
     --------
@@ -130,7 +152,9 @@ class FeatureConfig:
     vad: bool = True
     vad_threshold_db: float = 30.0
     vad_floor_db: float = -60.0
-    cmvn: bool = True
+    cmvn: bool = False
+    prior_frames: Optional[float] = 200.0
+    prior_mean: Optional[tuple] = None
 
     def __post_init__(self) -> None:
         def fail(msg: str) -> None:
@@ -208,6 +232,25 @@ class FeatureConfig:
             fail(f"delta_width must be at most {MAX_DELTA_WIDTH} frames (9 is usual), got {self.delta_width}")
         if self.vad_threshold_db <= 0:
             fail(f"vad_threshold_db must be positive (dB below the loudest frame), got {self.vad_threshold_db}")
+        as_float("prior_frames", optional=True)
+        if self.prior_frames is not None and self.prior_frames <= 0:
+            fail(f"prior_frames must be positive (frames of weight given to the training mean) or None, "
+                 f"got {self.prior_frames}")
+        if self.prior_mean is not None:
+            if isinstance(self.prior_mean, (str, bytes)) or not hasattr(self.prior_mean, "__len__") \
+                    or len(self.prior_mean) != self.n_features:
+                fail(f"prior_mean must hold n_features={self.n_features} numbers (the training features' mean); "
+                     "train the UBM again to compute it")
+            try:
+                mean = tuple(float(v) for v in self.prior_mean)
+            except (TypeError, ValueError):
+                fail("prior_mean must hold numbers (the training features' mean); train the UBM again to compute it")
+            if not np.all(np.isfinite(mean)):
+                fail("prior_mean holds a non-finite value; train the UBM again to compute it")
+            if self.cmvn or self.prior_frames is None:
+                fail("prior_mean is set but unused (cmvn=True or prior_frames=None); drop it or set "
+                     "cmvn=False and prior_frames")
+            object.__setattr__(self, "prior_mean", mean)
 
     # Derived sizes -------------------------------------------------------
 
@@ -236,6 +279,24 @@ class FeatureConfig:
         """Number of feature columns :func:`extract` returns."""
         return self.n_mfcc * (3 if self.deltas else 1)
 
+    @property
+    def needs_prior(self) -> bool:
+        """True when the features wait for a training mean (``prior_frames`` set, ``prior_mean`` not yet)."""
+        return not self.cmvn and self.prior_frames is not None and self.prior_mean is None
+
+    def with_prior(self, mean) -> "FeatureConfig":
+        """This configuration with ``prior_mean`` set to ``mean`` (the training features' mean).
+
+        Parameters
+        ----------
+        mean : array-like of shape (n_features,)
+
+        Returns
+        -------
+        FeatureConfig
+        """
+        return dataclasses.replace(self, prior_mean=tuple(float(v) for v in np.asarray(mean, dtype=np.float64)))
+
     # Serialisation -------------------------------------------------------
 
     def to_dict(self) -> dict:
@@ -254,15 +315,21 @@ class FeatureConfig:
         >>> d["n_mfcc"], FeatureConfig.from_dict(json.loads(json.dumps(d))).n_mfcc
         (13, 13)
         """
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if d["prior_mean"] is not None:
+            d["prior_mean"] = list(d["prior_mean"])
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
         """Build a configuration from a dict such as :meth:`to_dict` returns.
 
-        Missing keys take their defaults, except ``center``: a dict without
-        it was written before the option existed, when frames were not
-        padded, so it means ``center=False``. Unknown keys are an error (they
+        Missing keys take their defaults, except ``center``, ``cmvn`` and
+        ``prior_frames``: a dict without one was written before the option
+        (or its default) changed, when frames were not padded, utterances
+        were normalised by their own mean and variance and no prior was
+        used, so it means ``center=False``, ``cmvn=True`` or
+        ``prior_frames=None``. Unknown keys are an error (they
         usually mean a typo or a file written by another version).
 
         Parameters
@@ -296,4 +363,4 @@ class FeatureConfig:
         unknown = sorted(set(d) - set(known))
         if unknown:
             raise ValueError(f"FeatureConfig: unknown key(s) {unknown}; known keys: {', '.join(known)}")
-        return cls(**{"center": False, **d})
+        return cls(**{"center": False, "cmvn": True, "prior_frames": None, **d})

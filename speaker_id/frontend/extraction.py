@@ -8,7 +8,8 @@ The chain run by :func:`extract` is, per utterance::
       --@ dct_matrix--> (n_frames, n_mfcc)              orthonormal DCT-II, c0 kept
       --add_deltas--> (n_frames, 3 * n_mfcc)            delta and delta-delta
       --[energy_vad mask]--> (n_speech_frames, ...)     drop low-energy frames
-      --cmvn--> float32                                 per-utterance mean/variance
+      --prior_cmn--> float32                            mean shrunk towards the training mean
+                                                        (or per-utterance cmvn; see FeatureConfig)
 
 Frames are rows throughout. Each step is a separate function so that a
 streaming extractor can run the same steps on chunks and produce the same
@@ -67,7 +68,7 @@ from .blas_threads import keep_one_blas_thread, one_blas_thread
 from .config import FeatureConfig, FeatureError
 from .deltas import add_deltas
 from .mfcc import _check_length, _check_signal, config_frames, mfcc_from_frames
-from .normalization import cmvn
+from .normalization import cmvn, prior_cmn
 from .spectral import _TABLES, _window, mel_filterbank
 from .vad import energy_vad, frame_energy_db
 
@@ -127,6 +128,8 @@ def _extract_checked(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
         feats = feats[keep]
     if config.cmvn:
         feats = cmvn(feats)
+    elif config.prior_mean is not None:
+        feats = prior_cmn(feats, config.prior_mean, config.prior_frames)
     return np.ascontiguousarray(feats, dtype=np.float32)
 
 

@@ -23,10 +23,11 @@ and emits each frame as soon as it can be computed. What it gives, against
   utterance's loudest frame get the offline decision exactly, and so does
   every frame of an utterance of at most 1 s; earlier frames of a longer
   one may pass that offline would drop.
-* **CMVN becomes causal.** Offline, each utterance is normalised with the
-  mean and variance of all its speech frames. Here a frame is normalised
-  with the statistics of the last ``cmvn_window_s`` seconds of speech
-  frames, itself included (``None``: every speech frame so far). So that
+* **Normalisation becomes causal.** Offline, each utterance is normalised
+  with the statistics of all its speech frames (its mean shrunk towards
+  the training mean, or with ``cmvn`` its mean and variance). Here a frame
+  is normalised with the statistics of the last ``cmvn_window_s`` seconds
+  of speech frames, itself included (``None``: every speech frame so far). So that
   the first frames are not normalised with almost no statistics, the first
   ``cmvn_min_frames`` speech frames are held back and normalised together
   with their own statistics: a one-off start-up delay. An utterance of at
@@ -59,7 +60,7 @@ from .config import FeatureConfig, FeatureError
 from .deltas import acceleration_weights, delta_weights, filter_valid
 from .limits import MAX_SAMPLE_MAGNITUDE, check_resampling, check_sample_rate
 from .mfcc import mfcc_from_frames
-from .normalization import cmvn
+from .normalization import cmvn, prior_cmn
 from .spectral import frame_count, frame_signal
 from .vad import frame_energy_db
 
@@ -193,6 +194,9 @@ class StreamingFeatureExtractor:
         self._vad_memory = None if self.vad_memory_s is None else max(1, int(round(self.vad_memory_s / hop_s)))
         window = None if self.cmvn_window_s is None else max(1, int(round(self.cmvn_window_s / hop_s)))
         self._cmvn_window = window
+        # (prior mean, prior frames) of the mean normalisation towards the training mean; frames 0: CMVN
+        self._prior = ((np.asarray(cfg.prior_mean, dtype=np.float64), float(cfg.prior_frames))
+                       if not cfg.cmvn and cfg.prior_mean is not None else (np.zeros(cfg.n_features), 0.0))
         self._half = cfg.delta_width // 2
         self._pad = cfg.win_length // 2 if cfg.center else 0
         self._weights = np.stack([delta_weights(cfg.delta_width), acceleration_weights(cfg.delta_width)])
@@ -394,7 +398,7 @@ class StreamingFeatureExtractor:
         index = np.arange(first, first + n_ready, dtype=np.int64)
         if cfg.vad:
             feats, index = self._speech(feats, index, energy, final)
-        if cfg.cmvn:
+        if cfg.cmvn or cfg.prior_mean is not None:
             return self._normalise(feats, index)
         return self._emit(feats, index)
 
@@ -453,7 +457,8 @@ class StreamingFeatureExtractor:
             return self._concatenate([self._release_held(), self._normalise(feats, index)])
         out = np.empty(feats.shape, dtype=np.float32)
         window = self._cmvn_window or 0
-        _sliding_cmvn(np.ascontiguousarray(feats), self._ring, self._sums, self._counts, window, out)
+        _sliding_cmvn(np.ascontiguousarray(feats), self._ring, self._sums, self._counts, window, out,
+                      *self._prior)
         return self._emit(out, index)
 
     def _release_held(self):
@@ -464,9 +469,11 @@ class StreamingFeatureExtractor:
         index = np.concatenate([i for _, i in self._held])
         self._held, self._n_held = [], 0
         # the frames enter the sliding window (its output is not used) ...
-        _sliding_cmvn(feats, self._ring, self._sums, self._counts, self._cmvn_window or 0, np.empty_like(feats))
+        _sliding_cmvn(feats, self._ring, self._sums, self._counts, self._cmvn_window or 0, np.empty_like(feats),
+                      *self._prior)
         # ... and are normalised as offline, with their own statistics
-        return self._emit(cmvn(feats), index)
+        cfg = self.config
+        return self._emit(cmvn(feats) if cfg.cmvn else prior_cmn(feats, cfg.prior_mean, cfg.prior_frames), index)
 
     def _emit(self, feats, index) -> FrameBlock:
         self.n_emitted_ += feats.shape[0]
@@ -474,8 +481,12 @@ class StreamingFeatureExtractor:
 
 
 @njit(cache=CACHE)
-def _sliding_cmvn(x, ring, sums, counts, window, out):
+def _sliding_cmvn(x, ring, sums, counts, window, out, prior, prior_frames):
     """Normalise each row with the mean and deviation of the last ``window`` rows, itself included.
+
+    With ``prior_frames > 0`` only the mean is removed, shrunk towards
+    ``prior`` (D,) as :func:`~speaker_id.frontend.normalization.prior_cmn`
+    does: ``x - (sum - m * prior) / (m + prior_frames)`` over the ``m`` rows.
 
     ``window == 0`` means every row so far. ``ring`` (window, D) holds the
     rows in the window, ``sums`` (2, D) their sum and sum of squares,
@@ -517,6 +528,9 @@ def _sliding_cmvn(x, ring, sums, counts, window, out):
         counts[1] = seen + 1
         m = counts[0]
         for j in range(d):
+            if prior_frames > 0:
+                out[t, j] = np.float64(x[t, j]) - (sums[0, j] - m * prior[j]) / (m + prior_frames)
+                continue
             mean = sums[0, j] / m
             var = sums[1, j] / m - mean * mean
             std = np.sqrt(var) if var > 1e-16 else 1.0

@@ -26,6 +26,7 @@ from streamgmm import OnlineGMM
 from ..frontend.cluster import ClusterFeatures
 from ..frontend.config import FeatureConfig
 from ..frontend.extraction import ExtractionPool, _total_bytes
+from ..frontend.normalization import apply_prior
 from .ubm_schedule import (
     DEFAULT_SCHEDULE,
     ClusterFrames,
@@ -139,6 +140,39 @@ class FeatureCache:
         np.save(path, shard, allow_pickle=False)
         self.shards.append(path)
         self.n_frames += len(shard)
+
+    def fit_prior(self, config: FeatureConfig) -> FeatureConfig:
+        """Compute the training mean of the cached features and normalise them with it, in place.
+
+        For a ``config`` that :attr:`~speaker_id.frontend.config.FeatureConfig.needs_prior`
+        (the shards then hold un-normalised features): the mean over every
+        cached frame (float64 sums, shard by shard) becomes the prior, and
+        each utterance is rewritten through
+        :func:`~speaker_id.frontend.normalization.apply_prior`.
+
+        Parameters
+        ----------
+        config : FeatureConfig
+            The one the cache extracted with.
+
+        Returns
+        -------
+        FeatureConfig
+            ``config.with_prior(mean)``: extract enrollment and test audio with it.
+        """
+        if not config.needs_prior:
+            raise ValueError("this configuration does not wait for a training mean (cmvn=True, prior_frames=None "
+                             "or prior_mean already set); nothing to fit.")
+        total = np.zeros(config.n_features)
+        for shard in self.chunks():
+            total += np.add.reduce(shard, axis=0, dtype=np.float64)
+        fitted = config.with_prior(total / max(self.n_frames, 1))
+        for index, path in enumerate(self.shards):
+            shard = np.load(path, allow_pickle=False)
+            for _, start, end in (span for span in self._spans if span[0] == index):
+                shard[start:end] = apply_prior(shard[start:end], fitted)
+            np.save(path, shard, allow_pickle=False)
+        return fitted
 
     def chunks(self) -> Iterable[np.ndarray]:
         """Yield the shards in order, each read whole (one shard in memory at a time).
@@ -406,7 +440,8 @@ def train_ubm(
     progress: bool = False,
     cache_dir=None,
     schedule=DEFAULT_SCHEDULE,
-) -> OnlineGMM:
+    return_config: bool = False,
+):
     """Train a UBM on the speech frames of ``paths``, out of core.
 
     Parameters
@@ -434,22 +469,40 @@ def train_ubm(
     schedule : {"grow", "full"} or UbmSchedule, default="grow"
         Batch EM's schedule; see :func:`fit_ubm` (``"full"``: the old
         k-means start and EM to convergence).
+    return_config : bool, default=False
+        Also return the feature configuration the UBM was trained with.
+        Required when ``config`` waits for its training mean (the default
+        ``FeatureConfig``: ``prior_frames`` set): the mean is computed
+        from these files' frames (:meth:`FeatureCache.fit_prior`) and the
+        returned configuration carries it.
 
     Returns
     -------
-    OnlineGMM
+    ubm : OnlineGMM
         Fitted; ``covariance_type`` as asked.
+    config : FeatureConfig
+        Only with ``return_config``: extract enrollment and test audio with it.
 
     Examples
     --------
-    >>> ubm = train_ubm(scan_audio("corpus/"), FeatureConfig(), n_components=64)   # doctest: +SKIP
+    >>> ubm, config = train_ubm(scan_audio("corpus/"), FeatureConfig(), n_components=64,
+    ...                         return_config=True)                                  # doctest: +SKIP
     """
     check_learning_method(learning_method, batch_size)
     schedule = as_schedule(schedule, max_iter=max_iter, tol=tol)
     config = config or FeatureConfig()
+    if config.needs_prior and not return_config:
+        raise ValueError(
+            "the feature configuration normalises towards the training mean (prior_frames set, prior_mean not "
+            "yet), which this training computes: pass return_config=True to get the configuration to extract "
+            "enrollment and test audio with, or give a FeatureConfig with prior_frames=None or cmvn=True."
+        )
     with FeatureCache(paths, config, directory=cache_dir, n_jobs=n_jobs, progress=progress) as cache:
-        return fit_ubm(
+        if config.needs_prior:
+            config = cache.fit_prior(config)
+        ubm = fit_ubm(
             cache, n_components=n_components, covariance_type=covariance_type,
             learning_method=learning_method, batch_size=batch_size, max_iter=max_iter, tol=tol,
             init_params=init_params, random_state=random_state, progress=progress, schedule=schedule,
         )
+    return (ubm, config) if return_config else ubm

@@ -306,7 +306,9 @@ class StreamScorer:
         self.decision_interval_s = float(decision_interval_s)
         self._step = max(1, int(round(self.decision_interval_s / hop_s)))
         # the first speech frames the CMVN holds back are released together (see _availability)
-        self._warmup = self.extractor.cmvn_min_frames if cfg.cmvn else 0
+        self._warmup = self.extractor.cmvn_min_frames if cfg.cmvn or cfg.prior_mean is not None else 0
+        # ... and so are the frames the VAD warm-up holds (decided when its last frame has arrived)
+        self._vad_warm_last = self.extractor.vad_warmup_frames - 1 if cfg.vad else -1
         self.reset()
 
     @classmethod
@@ -374,14 +376,15 @@ class StreamScorer:
         """Stream frame index from which each new frame counts in decisions.
 
         A frame counts from its own index, except the first ``cmvn_min_frames``
-        speech frames, which the CMVN warm-up releases together, so they count
-        from the index of the last of them, whatever the chunking.
+        speech frames, which the normalisation's warm-up releases together, so
+        they count from the index of the last of them, and the frames of the
+        VAD's warm-up, which count from its last frame, whatever the chunking.
         """
         available = index.copy()
         n_warm = min(max(self._warmup - self._total_frames, 0), len(index))
         if n_warm:
             available[:n_warm] = index[n_warm - 1]
-        return available
+        return np.maximum(available, self._vad_warm_last)
 
     def _add(self, features, index):
         if not features.shape[0]:
