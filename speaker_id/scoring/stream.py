@@ -236,11 +236,13 @@ class StreamScorer:
     >>> import numpy as np
     >>> from streamgmm import OnlineGMM
     >>> from speaker_id.frontend import FeatureConfig, extract
+    >>> from speaker_id.frontend.normalization import fit_prior
     >>> from speaker_id.demo.synth import make_speakers, synthesize
     >>> from speaker_id.models.adaptation import map_adapt, speaker_stats
     >>> cfg = FeatureConfig(sr=8000)
     >>> voices = make_speakers(3, seed=1)
     >>> audio = {name: [synthesize(v, 2.0, sr=8000, seed=i) for i in range(3)] for name, v in voices.items()}
+    >>> cfg = fit_prior(cfg, [extract(y, cfg) for ys in audio.values() for y in ys])  # as train-ubm does
     >>> feats = {name: [extract(y, cfg) for y in ys] for name, ys in audio.items()}
     >>> ubm = OnlineGMM(16, covariance_type="diag", random_state=0).fit(
     ...     np.concatenate([x for xs in feats.values() for x in xs]))
