@@ -9,6 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def _float64_frames(features, caller):
+    """A float64 copy of a non-empty (n_frames, n_features) array, and the float dtype to return."""
+    x = np.asarray(features)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"{caller} expects a non-empty (n_frames, n_features) array, got shape {x.shape}")
+    return x.astype(np.float64), (x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64)
+
+
 def cmvn(features: np.ndarray, *, variance: bool = True, eps: float = 1e-8) -> np.ndarray:
     """Per-utterance cepstral mean (and variance) normalisation.
 
@@ -36,11 +44,7 @@ def cmvn(features: np.ndarray, *, variance: bool = True, eps: float = 1e-8) -> n
     array([[-1.,  0.],
            [ 1.,  0.]])
     """
-    x = np.asarray(features)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"cmvn expects a non-empty (n_frames, n_features) array, got shape {x.shape}")
-    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
-    x64 = x.astype(np.float64)
+    x64, dtype = _float64_frames(features, "cmvn")
     n = x64.shape[0]
     # np.add.reduce(...) / n is what ndarray.mean computes, without its wrapper's set-up
     mean = np.add.reduce(x64, axis=0) / n
@@ -77,11 +81,7 @@ def prior_cmn(features: np.ndarray, prior_mean, prior_frames: float) -> np.ndarr
     array([[0., 5.],
            [2., 5.]])
     """
-    x = np.asarray(features)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"prior_cmn expects a non-empty (n_frames, n_features) array, got shape {x.shape}")
-    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
-    x64 = x.astype(np.float64)
+    x64, dtype = _float64_frames(features, "prior_cmn")
     n = x64.shape[0]
     offset = n / (n + float(prior_frames)) * (np.add.reduce(x64, axis=0) / n - np.asarray(prior_mean, dtype=np.float64))
     x64 -= offset
