@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from corpus_protocols import CORPORA
 
 
 def parse_variant(pairs):
@@ -54,8 +55,7 @@ def parse_variant(pairs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", nargs="+", default=["fsdd", "librispeech-mini", "arabic-speech-commands"],
-                        choices=["fsdd", "librispeech-mini", "arabic-speech-commands"])
+    parser.add_argument("--corpus", nargs="+", default=list(CORPORA), choices=CORPORA)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--components", type=int, default=128)
     parser.add_argument("--setting", nargs="+", action="append", default=[], metavar="NAME=VALUE",

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+#: The development corpora, in the order every script reports them.
+CORPORA = ("fsdd", "librispeech-mini", "arabic-speech-commands")
 
 
 def corpus_protocols(datasets=None) -> dict:
