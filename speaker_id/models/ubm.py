@@ -26,7 +26,7 @@ from streamgmm import OnlineGMM
 from ..frontend.cluster import ClusterFeatures
 from ..frontend.config import FeatureConfig
 from ..frontend.extraction import ExtractionPool, _total_bytes
-from ..frontend.normalization import apply_prior
+from ..frontend.normalization import apply_prior, fit_prior
 from .ubm_schedule import (
     DEFAULT_SCHEDULE,
     ClusterFrames,
@@ -160,16 +160,13 @@ class FeatureCache:
         FeatureConfig
             ``config.with_prior(mean)``: extract enrollment and test audio with it.
         """
-        if not config.needs_prior:
-            raise ValueError("this configuration does not wait for a training mean (cmvn=True, prior_frames=None "
-                             "or prior_mean already set); nothing to fit.")
-        total = np.zeros(config.n_features)
-        for shard in self.chunks():
-            total += np.add.reduce(shard, axis=0, dtype=np.float64)
-        fitted = config.with_prior(total / max(self.n_frames, 1))
+        fitted = fit_prior(config, self.chunks())  # the mean over every frame, shard by shard
+        spans: dict = {}
+        for shard, start, end in self._spans:
+            spans.setdefault(shard, []).append((start, end))
         for index, path in enumerate(self.shards):
             shard = np.load(path, allow_pickle=False)
-            for _, start, end in (span for span in self._spans if span[0] == index):
+            for start, end in spans.get(index, ()):
                 shard[start:end] = apply_prior(shard[start:end], fitted)
             np.save(path, shard, allow_pickle=False)
         return fitted
