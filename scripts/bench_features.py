@@ -5,8 +5,9 @@ are processed by
 
 * ``ours``     : ``speaker_id.frontend.extraction.extract_file`` (decode + MFCC + deltas
                  + VAD + CMVN, the whole chain);
-* ``librosa``  : ``soundfile.read`` + ``librosa.feature.mfcc`` (same n_fft,
-                 hop, window, n_mels, fmin) + two ``librosa.feature.delta``;
+* ``librosa``  : ``soundfile.read`` + the same MFCCs from ``librosa.stft`` (one per
+                 multitaper taper, ``scripts/librosa_mfcc.py``), ``librosa.feature.melspectrogram``
+                 and ``librosa.feature.mfcc`` + two ``librosa.feature.delta``;
 * ``decode``   : ``speaker_id.frontend.audio.load_audio`` alone, for reference;
 * ``extract_files(1)``  : ``extract_files(paths, cfg, n_jobs=1)``, the library's many-file call, timed whole;
 * ``train-ubm cache(1)``: ``speaker_id.models.ubm.FeatureCache(paths, cfg, n_jobs=1)``, the
@@ -40,6 +41,7 @@ import time  # noqa: E402
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
+from librosa_mfcc import librosa_mfcc  # noqa: E402
 
 from speaker_id.evaluation.corpora import (
     find_dataset_root,
@@ -54,11 +56,7 @@ from speaker_id.models.ubm import FeatureCache
 
 def librosa_baseline(path, cfg):
     y, sr = sf.read(path, dtype="float32")
-    m = librosa.feature.mfcc(
-        y=y, sr=sr, n_mfcc=cfg.n_mfcc, n_fft=cfg.fft_size, hop_length=cfg.hop_length,
-        win_length=cfg.win_length, window=cfg.window, n_mels=cfg.n_mels, fmin=cfg.fmin,
-        fmax=cfg.mel_fmax,
-    )
+    m = librosa_mfcc(y, cfg)
     d1 = librosa.feature.delta(m, width=cfg.delta_width, order=1)
     d2 = librosa.feature.delta(m, width=cfg.delta_width, order=2)
     return np.concatenate([m, d1, d2]).T

@@ -61,6 +61,7 @@ def main():
         args.speakers, args.passes = [10, 100], 1
 
     import librosa
+    from librosa_mfcc import librosa_mfcc
     from sklearn.mixture import GaussianMixture  # noqa: F401  (the peer)
 
     from speaker_id import frontend
@@ -100,9 +101,7 @@ def main():
 
     def naive_update(start, names):
         piece = y[max(0, start - context):start + chunk]
-        mfcc = librosa.feature.mfcc(y=piece, sr=SR, n_mfcc=config.n_mfcc, n_fft=config.fft_size,
-                                    win_length=config.win_length, hop_length=config.hop_length,
-                                    window=config.window, n_mels=config.n_mels, fmin=config.fmin, center=False)
+        mfcc = librosa_mfcc(piece, config, center=False)
         X = np.vstack([mfcc, librosa.feature.delta(mfcc, width=9, mode="nearest"),
                        librosa.feature.delta(mfcc, width=9, order=2, mode="nearest")]).T[-10:]
         base = sk_ubm.score_samples(X)

@@ -87,6 +87,11 @@ def test_config_from_dict_fills_defaults():
         ({"vad": "yes"}, "vad must be True or False"),
         ({"hop_length_ms": 0}, "must be positive"),
         ({"vad_threshold_db": -3}, "vad_threshold_db must be positive"),
+        ({"n_tapers": 0}, "n_tapers must be >= 1"),
+        ({"n_tapers": 17}, "n_tapers must be at most 16"),
+        ({"n_tapers": True}, "n_tapers must be an integer"),
+        ({"window": 3}, "window must be 'multitaper' or a window name"),
+        ({"n_tapers": 12, "sr": 1000, "frame_length_ms": 10}, r"n_tapers \(12\) must be below the frame's 10 samples"),
     ],
 )
 def test_config_validation(kwargs, msg):
@@ -136,6 +141,45 @@ def test_power_spectrum_peak_at_tone_frequency():
     p = power_spectrum(frames, n_fft=n_fft, window="hamming", preemphasis=0.97)
     assert p.shape == (frames.shape[0], 129)
     assert np.all(np.argmax(p, axis=1) == round(1500 * n_fft / sr))
+
+
+def _direct_multitaper(frames, n_fft, n_tapers):
+    """Thomson's estimate written out: DPSS tapers weighted by their concentrations, at a Hamming window's energy."""
+    import scipy.signal
+
+    n = frames.shape[1]
+    tapers, concentration = scipy.signal.windows.dpss(n, (n_tapers + 1) / 2, Kmax=n_tapers, return_ratios=True)
+    energy = np.sum(np.hamming(n + 1)[:-1] ** 2)  # the periodic Hamming window
+    spectra = [np.abs(np.fft.rfft(frames.astype(np.float64) * t, n=n_fft, axis=1)) ** 2 for t in tapers]
+    return energy * np.tensordot(concentration / concentration.sum(), spectra, axes=1)
+
+
+@pytest.mark.parametrize("n_tapers", [1, 4, 6])
+def test_multitaper_power_spectrum_is_the_weighted_mean_of_dpss_periodograms(n_tapers):
+    frames = frame_signal(_noise(4000, seed=n_tapers), win_length=200, hop_length=80)
+    ours = power_spectrum(frames, n_fft=256, window="multitaper", n_tapers=n_tapers)
+    np.testing.assert_allclose(ours, _direct_multitaper(frames, 256, n_tapers), rtol=1e-4, atol=1e-9)
+
+
+def test_multitaper_has_the_hamming_windows_mean_power_and_a_fraction_of_its_variance():
+    """On white noise a single window's periodogram varies by its own mean (chi-square, 2 degrees of freedom);
+    four orthogonal tapers average about four independent estimates."""
+    frames = frame_signal(_noise(400_000, seed=3), win_length=400, hop_length=400)
+    hamming = power_spectrum(frames, n_fft=512, window="hamming")[:, 10:-10]
+    multitaper = power_spectrum(frames, n_fft=512, window="multitaper", n_tapers=4)[:, 10:-10]
+    assert multitaper.mean() == pytest.approx(hamming.mean(), rel=0.02)
+    relative_variance = lambda p: np.mean(p.var(axis=0) / p.mean(axis=0) ** 2)  # noqa: E731
+    assert relative_variance(hamming) == pytest.approx(1.0, abs=0.1)
+    assert relative_variance(multitaper) < 0.35
+
+
+def test_multitaper_keeps_a_tone_within_its_bandwidth():
+    """DPSS tapers concentrate their energy within +-NW / N cycles per sample: (4 + 1) / 2 / 200 * 8000 = 100 Hz."""
+    sr, n_fft = 8000, 256
+    frames = frame_signal(np.sin(2 * np.pi * 1500 * np.arange(2000) / sr).astype(np.float32), win_length=200, hop_length=80)
+    p = power_spectrum(frames, n_fft=n_fft, window="multitaper", n_tapers=4, preemphasis=0.97)
+    band = np.abs(np.fft.rfftfreq(n_fft, 1 / sr) - 1500) <= 100 + sr / n_fft  # one bin of the FFT grid's slack
+    assert np.all(p[:, band].sum(axis=1) > 0.99 * p.sum(axis=1))
 
 
 def test_dct_matrix_matches_scipy_orthonormal_dct():

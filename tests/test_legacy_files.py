@@ -55,8 +55,10 @@ def test_legacy_statistics_file_equals_statistics_recomputed_now():
 
 def test_legacy_store_opens_with_its_settings_and_speakers(store):
     assert store.speakers() == ["Bob Smith", "alice"]
-    # written when every utterance was normalised by its own mean and variance, with no prior
-    assert store.feature_config == FeatureConfig(sr=8000, n_mfcc=4, deltas=False, cmvn=True, prior_frames=None)
+    # written when every utterance was normalised by its own mean and variance, with no prior, and the
+    # spectrum came through one Hamming window: it keeps all three
+    assert store.feature_config == FeatureConfig(sr=8000, n_mfcc=4, deltas=False, cmvn=True, prior_frames=None,
+                                                 window="hamming")
     assert (store.relevance_factor, store.adapt) == (8.0, ("means",))
     assert store.backend == "gmm"  # written before the i-vector back end existed
     np.testing.assert_array_equal(store.ubm.means_, load(LEGACY / "ubm_model.npz").means_)

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from .limits import MAX_DELTA_WIDTH, MAX_FFT_SIZE, MAX_MELS, LimitError, check_sample_rate
+from .limits import MAX_DELTA_WIDTH, MAX_FFT_SIZE, MAX_MELS, MAX_TAPERS, LimitError, check_sample_rate
 
 #: Floor applied to mel energies before the log (as ``amin`` in librosa),
 #: so a digital-silence frame gives -100 dB instead of -inf.
@@ -74,9 +74,24 @@ class FeatureConfig:
         FFT size; ``None`` means the smallest power of two
         ``>= win_length`` (512 at 16 kHz, 256 at 8 kHz). Frames are
         zero-padded to ``n_fft``.
-    window : str, default "hamming"
-        Window name understood by :func:`librosa.filters.get_window`
-        (periodic form).
+    window : str, default "multitaper"
+        ``"multitaper"``: Thomson's multitaper power spectrum, the
+        periodograms of `n_tapers` orthogonal DPSS tapers averaged (see
+        :mod:`~speaker_id.frontend.spectral`), whose variance is about
+        ``1 / n_tapers`` of one window's. Otherwise a window name understood
+        by :func:`librosa.filters.get_window` (periodic form), e.g.
+        ``"hamming"`` (the default before). Over UBM seeds 0-2 (128
+        components, raw EER, FSDD / librispeech-mini /
+        arabic-speech-commands) the multitaper gave 0.44 / 0.00 / 2.25 %
+        against the Hamming window's 0.67 / 0.00 / 2.81 %
+        (``scripts/compare_front_end.py --setting window='hamming'``).
+    n_tapers : int, default 4
+        Tapers of the multitaper spectrum (time-half-bandwidth
+        ``(n_tapers + 1) / 2``: with 25 ms frames a resolution of
+        ``2 (n_tapers + 1) / 2 / 25 ms`` = 200 Hz at 4); unused with a named
+        window. Over the same seeds arabic-speech-commands gave 2.45 /
+        2.27 / 2.25 / 2.65 / 3.05 % with 2 / 3 / 4 / 6 / 8 tapers: more
+        smooth away the harmonics' detail.
     fmin : float, default 20.0
         Lowest mel band edge in Hz; keeps DC and mains hum out.
     fmax : float or None, default None
@@ -143,7 +158,8 @@ class FeatureConfig:
     hop_length_ms: float = 10.0
     center: bool = True
     n_fft: Optional[int] = None
-    window: str = "hamming"
+    window: str = "multitaper"
+    n_tapers: int = 4
     fmin: float = 20.0
     fmax: Optional[float] = None
     preemphasis: float = 0.97
@@ -198,7 +214,10 @@ class FeatureConfig:
         if self.n_fft is not None:
             as_int("n_fft", 2)
         if not isinstance(self.window, str):
-            fail(f"window must be a window name such as 'hamming' or 'hann', got {self.window!r}")
+            fail(f"window must be 'multitaper' or a window name such as 'hamming' or 'hann', got {self.window!r}")
+        as_int("n_tapers", 1)
+        if self.n_tapers > MAX_TAPERS:
+            fail(f"n_tapers must be at most {MAX_TAPERS} (4 is the default), got {self.n_tapers}")
 
         if self.n_mfcc > self.n_mels:
             fail(f"n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})")
@@ -206,6 +225,8 @@ class FeatureConfig:
             fail("frame_length_ms and hop_length_ms must be positive")
         if self.win_length < 2:
             fail(f"frame_length_ms={self.frame_length_ms} gives {self.win_length} sample(s) at sr={self.sr}; use a longer frame")
+        if self.window == "multitaper" and self.n_tapers >= self.win_length:
+            fail(f"n_tapers ({self.n_tapers}) must be below the frame's {self.win_length} samples; use fewer tapers")
         if self.hop_length < 1:
             fail(f"hop_length_ms={self.hop_length_ms} gives 0 samples at sr={self.sr}; use a longer hop")
         if self.n_fft is not None and self.n_fft < self.win_length:

@@ -347,7 +347,7 @@ class ExtractionPool:
         if self.n_jobs > 1:
             config = self.config
             # Build the window and filterbank here once and ship them to the workers.
-            _window(config.window, config.win_length)
+            _window(config.window, config.win_length, config.n_tapers)
             mel_filterbank(config.sr, config.fft_size, config.n_mels, config.fmin, config.mel_fmax)
             ctx = multiprocessing.get_context("spawn")
             # Spawned children read the thread variables at start-up (before their

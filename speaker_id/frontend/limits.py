@@ -27,6 +27,7 @@ __all__ = [
     "MAX_SAMPLE_MAGNITUDE",
     "MAX_SAMPLE_RATE",
     "MAX_STALL_TIMEOUT_S",
+    "MAX_TAPERS",
     "MAX_UPSAMPLING",
     "MAX_WINDOW_S",
     "MIN_SAMPLE_RATE",
@@ -60,9 +61,10 @@ MAX_WINDOW_S = 600.0
 MAX_STALL_TIMEOUT_S = 86_400.0
 #: Worker processes of feature extraction (``--jobs``).
 MAX_JOBS = 256
-#: FFT points, mel bands and delta regression width of a feature configuration.
+#: FFT points, mel bands, multitaper tapers and delta regression width of a feature configuration.
 MAX_FFT_SIZE = 2**16
 MAX_MELS = 512
+MAX_TAPERS = 16
 MAX_DELTA_WIDTH = 99
 
 

@@ -1,10 +1,21 @@
 """Framing and spectra: frames, power spectra, the mel filterbank, the DCT.
 
-Pure functions of arrays, frames as rows. The window and the mel filterbank
-come from librosa (:func:`librosa.filters.get_window`,
-:func:`librosa.filters.mel`) and are computed once per parameter tuple and
+Pure functions of arrays, frames as rows. A named window comes from librosa
+(:func:`librosa.filters.get_window`), the multitaper's tapers from SciPy
+(:func:`scipy.signal.windows.dpss`) and the mel filterbank from librosa
+(:func:`librosa.filters.mel`); each is computed once per parameter tuple and
 cached in ``_TABLES``, which :func:`speaker_id.frontend.extraction.extract_files`
 hands to its worker processes.
+
+The multitaper power spectrum (``window="multitaper"``) is Thomson's: the
+frame is multiplied by each of ``K`` discrete prolate spheroidal sequences
+(time-half-bandwidth ``NW = (K + 1) / 2``) and their periodograms are
+averaged, weighted by the tapers' spectral concentrations. The tapers are
+orthogonal, so the ``K`` estimates are nearly independent and the average's
+variance is about ``1/K`` of one window's, at the cost of a bandwidth of
+``2 NW / frame length`` (200 Hz with 4 tapers and 25 ms frames). Kinnunen
+et al., "Low-variance multitaper MFCC features: a case study in robust
+speaker verification" (IEEE TASLP, 2012) measured the same for MFCCs.
 """
 
 from __future__ import annotations
@@ -92,13 +103,35 @@ def frame_signal(y: np.ndarray, *, win_length: int, hop_length: int) -> np.ndarr
 _TABLES: dict = {}
 
 
-def _window(window: str, win_length: int) -> np.ndarray:
-    key = ("window", window, win_length)
+MULTITAPER = "multitaper"
+
+
+def _window(window: str, win_length: int, n_tapers: int = 1) -> np.ndarray:
+    """The tapers whose periodograms sum to the power spectrum, shape (n_tapers or 1, win_length).
+
+    One row for a named window (periodic). For ``"multitaper"``, ``n_tapers``
+    DPSS tapers (symmetric: the periodic form, cut from one sample longer,
+    loses their concentration), each scaled by the square root of its weight (its
+    concentration over the sum of them) and all by the energy of the Hamming
+    window of the same length, so that white noise has the same expected
+    power either way.
+    """
+    key = ("window", window, win_length, n_tapers if window == MULTITAPER else 1)
     w = _TABLES.get(key)
     if w is None:
-        import librosa
+        if window == MULTITAPER:
+            import scipy.signal
 
-        w = librosa.filters.get_window(window, win_length, fftbins=True).astype(np.float32)
+            tapers, concentration = scipy.signal.windows.dpss(
+                win_length, (n_tapers + 1) / 2, Kmax=n_tapers, return_ratios=True)
+            hamming = scipy.signal.get_window("hamming", win_length, fftbins=True)
+            scale = np.sqrt(np.sum(hamming ** 2) * concentration / concentration.sum())
+            w = (np.atleast_2d(tapers) / np.linalg.norm(np.atleast_2d(tapers), axis=1, keepdims=True)
+                 * scale[:, None]).astype(np.float32)
+        else:
+            import librosa
+
+            w = librosa.filters.get_window(window, win_length, fftbins=True).astype(np.float32)[None, :]
         w.flags.writeable = False
         _TABLES[key] = w
     return w
@@ -110,6 +143,7 @@ def power_spectrum(
     n_fft: int,
     window: str = "hamming",
     preemphasis: float = 0.0,
+    n_tapers: int = 4,
 ) -> np.ndarray:
     """Power spectrum of each frame after pre-emphasis and windowing.
 
@@ -120,15 +154,19 @@ def power_spectrum(
     n_fft : int
         FFT size, ``>= win_length``; frames are zero-padded at the end.
     window : str, default "hamming"
-        Window name for :func:`librosa.filters.get_window` (periodic).
+        ``"multitaper"`` for Thomson's multitaper estimate (see the module),
+        or a window name for :func:`librosa.filters.get_window` (periodic).
     preemphasis : float, default 0.0
         Coefficient ``a`` of the in-frame pre-emphasis ``x[i] - a x[i-1]``
         (the first sample becomes ``(1 - a) x[0]``); 0 disables it.
+    n_tapers : int, default 4
+        Tapers of the multitaper estimate; unused with a named window.
 
     Returns
     -------
     power : np.ndarray, shape (n_frames, 1 + n_fft // 2), dtype float32
-        ``|rfft(window * x)|**2`` per frame.
+        ``|rfft(window * x)|**2`` per frame; with ``"multitaper"`` the
+        weighted sum of the tapers' ``|rfft(taper_k * x)|**2``.
 
     Examples
     --------
@@ -144,6 +182,8 @@ def power_spectrum(
     n_frames, win_length = frames.shape
     if n_fft < win_length:
         raise ValueError(f"n_fft ({n_fft}) must be >= the frame length ({win_length})")
+    if window == MULTITAPER and not (isinstance(n_tapers, (int, np.integer)) and 1 <= n_tapers < win_length):
+        raise ValueError(f"n_tapers must be an integer from 1 to the frame length - 1 ({win_length - 1}), got {n_tapers!r}")
     # the frames zero-padded to n_fft here, so that the FFT does not copy them into a padded array again
     padded = np.zeros((n_frames, n_fft), dtype=np.float32)
     buf = padded[:, :win_length]
@@ -153,7 +193,22 @@ def power_spectrum(
         np.multiply(frames[:, 0], 1.0 - preemphasis, out=buf[:, 0], casting="unsafe")
     else:
         buf[...] = frames
-    buf *= _window(window, win_length)
+    tapers = _window(window, win_length, n_tapers)
+    if len(tapers) == 1:
+        buf *= tapers[0]
+        return _periodogram(padded)
+    emphasised = buf.copy()  # multiplied by each taper in turn into the padded buffer
+    power = None
+    for taper in tapers:
+        np.multiply(emphasised, taper, out=buf)
+        if power is None:
+            power = _periodogram(padded)
+        else:
+            power += _periodogram(padded)
+    return power
+
+
+def _periodogram(padded):
     spec = scipy.fft.rfft(padded, axis=1)
     power = np.square(spec.real)  # |z|^2 without the square root of np.abs
     power += np.square(spec.imag)
