@@ -173,6 +173,16 @@ def test_multitaper_has_the_hamming_windows_mean_power_and_a_fraction_of_its_var
     assert relative_variance(multitaper) < 0.35
 
 
+@pytest.mark.parametrize("window,n_fft", [("multitaper", 256), ("hann", 256), ("multitaper", 8192)])
+def test_power_spectrum_of_each_frame_is_its_own_across_blocks(window, n_fft):
+    """Frames go through the FFT in blocks (fewer per block for long FFTs): 130 frames equal 130 single ones."""
+    frames = frame_signal(_noise(130 * 80 + 120, seed=5), win_length=200, hop_length=80)
+    assert len(frames) == 130
+    whole = power_spectrum(frames, n_fft=n_fft, window=window, preemphasis=0.97)
+    single = np.vstack([power_spectrum(f[None], n_fft=n_fft, window=window, preemphasis=0.97) for f in frames])
+    np.testing.assert_allclose(whole, single, rtol=1e-5, atol=1e-9)
+
+
 def test_multitaper_keeps_a_tone_within_its_bandwidth():
     """DPSS tapers concentrate their energy within +-NW / N cycles per sample: (4 + 1) / 2 / 200 * 8000 = 100 Hz."""
     sr, n_fft = 8000, 256

@@ -104,8 +104,10 @@ _TABLES: dict = {}
 
 
 MULTITAPER = "multitaper"
-# Frames transformed at once by power_spectrum (with 4 tapers of 512 points, 0.5 MB of spectra).
+# Frames transformed at once by power_spectrum (with 4 tapers of 512 points, 0.5 MB of spectra),
+# fewer when their tapered copies would take more than _BLOCK_BYTES (long frames, many tapers).
 _BLOCK_FRAMES = 64
+_BLOCK_BYTES = 2**20
 
 
 def _window(window: str, win_length: int, n_tapers: int = 1) -> np.ndarray:
@@ -190,7 +192,7 @@ def power_spectrum(
     n_bins = n_fft // 2 + 1
     power = np.empty((n_frames, n_bins), dtype=np.float32)
     # blocks of frames small enough that their tapered copies, spectra and squares stay in cache
-    block = max(1, min(_BLOCK_FRAMES, n_frames))
+    block = max(1, min(_BLOCK_FRAMES, n_frames, _BLOCK_BYTES // (4 * len(tapers) * n_fft)))
     emphasised = np.empty((block, win_length), dtype=np.float32)
     padded = np.zeros((len(tapers), block, n_fft), dtype=np.float32)  # the zero tail is the FFT's padding
     squares = np.empty((len(tapers), block, n_bins), dtype=np.float32)
