@@ -87,9 +87,9 @@ class FeatureConfig:
         (``scripts/compare_front_end.py --setting window='hamming'``).
     n_tapers : int, default 4
         Tapers of the multitaper spectrum (time-half-bandwidth
-        ``(n_tapers + 1) / 2``: with 25 ms frames a resolution of
-        ``2 (n_tapers + 1) / 2 / 25 ms`` = 200 Hz at 4); unused with a named
-        window. Over the same seeds arabic-speech-commands gave 2.45 /
+        ``(n_tapers + 1) / 2``, so a resolution of ``(n_tapers + 1)`` over
+        the frame length: 200 Hz with 4 tapers and 25 ms frames); unused
+        with a named window. Over the same seeds arabic-speech-commands gave 2.45 /
         2.27 / 2.25 / 2.65 / 3.05 % with 2 / 3 / 4 / 6 / 8 tapers: more
         smooth away the harmonics' detail.
     fmin : float, default 20.0
