@@ -16,6 +16,9 @@ import numpy as np
 
 from .limits import MAX_DELTA_WIDTH, MAX_FFT_SIZE, MAX_MELS, MAX_TAPERS, LimitError, check_sample_rate
 
+#: The ``window`` that asks for the multitaper power spectrum instead of one named window.
+MULTITAPER = "multitaper"
+
 #: Floor applied to mel energies before the log (as ``amin`` in librosa),
 #: so a digital-silence frame gives -100 dB instead of -inf.
 LOG_FLOOR = 1e-10
@@ -159,7 +162,7 @@ class FeatureConfig:
     hop_length_ms: float = 10.0
     center: bool = True
     n_fft: Optional[int] = None
-    window: str = "multitaper"
+    window: str = MULTITAPER
     n_tapers: int = 4
     fmin: float = 20.0
     fmax: Optional[float] = None
@@ -226,7 +229,7 @@ class FeatureConfig:
             fail("frame_length_ms and hop_length_ms must be positive")
         if self.win_length < 2:
             fail(f"frame_length_ms={self.frame_length_ms} gives {self.win_length} sample(s) at sr={self.sr}; use a longer frame")
-        if self.window == "multitaper" and self.n_tapers >= self.win_length:
+        if self.window == MULTITAPER and self.n_tapers >= self.win_length:
             fail(f"n_tapers ({self.n_tapers}) must be below the frame's {self.win_length} samples; use fewer tapers")
         if self.hop_length < 1:
             fail(f"hop_length_ms={self.hop_length_ms} gives 0 samples at sr={self.sr}; use a longer hop")

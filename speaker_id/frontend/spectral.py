@@ -25,7 +25,7 @@ import functools
 import numpy as np
 import scipy.fft
 
-from .config import LOG_FLOOR
+from .config import LOG_FLOOR, MULTITAPER
 
 
 def frame_count(n_samples: int, win_length: int, hop_length: int) -> int:
@@ -103,7 +103,6 @@ def frame_signal(y: np.ndarray, *, win_length: int, hop_length: int) -> np.ndarr
 _TABLES: dict = {}
 
 
-MULTITAPER = "multitaper"
 # Frames transformed at once by power_spectrum (with 4 tapers of 512 points, 0.5 MB of spectra),
 # fewer when their tapered copies would take more than _BLOCK_BYTES (long frames, many tapers).
 _BLOCK_FRAMES = 64
@@ -126,12 +125,12 @@ def _window(window: str, win_length: int, n_tapers: int = 1) -> np.ndarray:
         if window == MULTITAPER:
             import scipy.signal
 
+            # (n_tapers, win_length), each of unit energy
             tapers, concentration = scipy.signal.windows.dpss(
                 win_length, (n_tapers + 1) / 2, Kmax=n_tapers, return_ratios=True)
             hamming = scipy.signal.get_window("hamming", win_length, fftbins=True)
             scale = np.sqrt(np.sum(hamming ** 2) * concentration / concentration.sum())
-            w = (np.atleast_2d(tapers) / np.linalg.norm(np.atleast_2d(tapers), axis=1, keepdims=True)
-                 * scale[:, None]).astype(np.float32)
+            w = (tapers * scale[:, None]).astype(np.float32)
         else:
             import librosa
 
