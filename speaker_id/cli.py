@@ -143,6 +143,10 @@ def _add_backend_options(parser):
                              "(default: that largest value)")
     parser.add_argument("--ivector-scoring", choices=("plda", "cosine"), default=None,
                         help="score i-vectors with PLDA (default) or cosine similarity")
+    parser.add_argument("--vtln-warps", type=_warps, default=None, metavar="W,W",
+                        help="with --backend ivector: also train the extractor, LDA and PLDA on each training "
+                             "speaker heard through these vocal-tract-length warps, one pseudo-speaker per warp "
+                             "(default 0.9,1.1; none for no pseudo-speakers)")
 
 
 def _ivector_options(args):
@@ -156,6 +160,26 @@ def _ivector_options(args):
         return {}
     return {"rank": 200 if args.ivector_rank is None else args.ivector_rank, "lda_dim": args.lda_dim,
             "scoring": args.ivector_scoring or "plda"}
+
+
+def _warps(text):
+    """The ``--vtln-warps`` value: comma-separated numbers, or ``none`` (an empty list)."""
+    if text.strip().lower() == "none":
+        return []
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid warps {text!r}: give numbers such as 0.9,1.1, or none") from None
+
+
+def _vtln_warps(args):
+    """The warps of the i-vector back end's training (``--vtln-warps``); refused with ``--backend gmm``."""
+    from .frontend.augmentation import training_warps
+
+    if args.vtln_warps is not None and args.backend != "ivector":
+        raise ValueError("--vtln-warps adds pseudo-speakers to the i-vector back end's training, but --backend "
+                         "is gmm; add --backend ivector or drop the option.")
+    return training_warps(args.backend, args.vtln_warps)
 
 
 def _top_c(args, backend):
@@ -388,11 +412,12 @@ def cmd_train_ubm(args, out):
     from .store import SpeakerStore
 
     ivector_options = _ivector_options(args)
+    vtln_warps = _vtln_warps(args)
     adapt = _adapted_parameters(args.adapt)
     SpeakerStore.check_can_create(args.store, overwrite=args.overwrite)  # before the UBM's minutes
     if args.backend == "ivector":
         paths, speakers = labelled_audio_paths(args.audio)
-        IvectorBackend(**ivector_options).check_speakers(len(set(speakers)))
+        IvectorBackend(**ivector_options).check_speakers(len(set(speakers)), len(vtln_warps))
     else:
         paths = audio_paths(args.audio)
     config = FeatureConfig(sr=args.sr)
@@ -400,7 +425,7 @@ def cmd_train_ubm(args, out):
     _check_cluster_learning(args)
     with dask_client(args.scheduler, args.workers, timeout=args.connect_timeout) as client:
         ubm, backend, config = train_models(paths, config, speakers=speakers if args.backend == "ivector" else None,
-                                    ivector_options=ivector_options, n_jobs=args.jobs,
+                                    ivector_options=ivector_options, vtln_warps=vtln_warps, n_jobs=args.jobs,
                                     progress=not (args.quiet or args.json), n_components=args.components,
                                     max_iter=args.max_iter, learning_method=args.learning_method,
                                     batch_size=_batch_size(args), schedule=args.ubm_schedule, client=client)
@@ -408,6 +433,7 @@ def cmd_train_ubm(args, out):
                                 adapt=adapt, overwrite=args.overwrite, backend=backend)
     result = {"store": str(store.path), "files": len(paths), "components": args.components,
               "learning_method": args.learning_method, "backend": args.backend, "iterations": ubm.n_iter_,
+              "vtln_warps": list(vtln_warps) if args.backend == "ivector" else None,
               "ubm_schedule": args.ubm_schedule if args.learning_method == "batch" else None,
               "converged": bool(ubm.converged_), "log_likelihood_per_frame": float(ubm.lower_bound_)}
     if args.learning_method == "online":
@@ -662,6 +688,7 @@ def cmd_evaluate(args, out):
     from .frontend.cluster import dask_client
 
     ivector_options = _ivector_options(args)
+    vtln_warps = _vtln_warps(args)
     _check_cluster_learning(args)
     for option, path in (("--scores-out", args.scores_out), ("--det", args.det)):
         if path:
@@ -675,7 +702,8 @@ def cmd_evaluate(args, out):
                           ubm_schedule=args.ubm_schedule,
                           relevance_factor=args.relevance_factor, top_c=_top_c(args, args.backend), norm=args.norm,
                           cohort=args.cohort, top_n=args.top_n, n_jobs=args.jobs, p_targets=args.p_target,
-                          backend=args.backend, ivector_options=ivector_options, random_state=args.seed,
+                          backend=args.backend, ivector_options=ivector_options, vtln_warps=vtln_warps,
+                          random_state=args.seed,
                           client=client)
     if args.scores_out:
         result.write_trials(args.scores_out)

@@ -15,6 +15,7 @@ import numpy as np
 from streamgmm import accumulate
 
 from . import scoring
+from .frontend.augmentation import check_vtln_warps, pseudo_speaker, warped_config
 from .frontend.cluster import ClusterFeatures
 from .frontend.extraction import extract_files
 from .models.adaptation import speaker_stats
@@ -24,7 +25,8 @@ from .store import SpeakerStore, check_speaker_name
 
 
 def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None, ivector_options=None,
-                 n_jobs: int = 2, progress: bool = False, client=None, **ubm_options):
+                 vtln_warps: Optional[Sequence[float]] = None, n_jobs: int = 2, progress: bool = False, client=None,
+                 **ubm_options):
     """A UBM, and with ``speakers`` an i-vector back end, trained on audio files whose features are extracted once.
 
     Parameters
@@ -38,6 +40,11 @@ def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None
         with several files).
     ivector_options : dict, optional
         Keyword arguments of ``IvectorBackend`` (``rank``, ``lda_dim``, ``scoring``, ...).
+    vtln_warps : sequence of float, optional
+        With ``speakers``: the back end also trains on each speaker heard
+        through each of these VTLN warps, as one more pseudo-speaker per warp
+        (:mod:`~speaker_id.frontend.augmentation`); the UBM trains on the
+        unwarped audio only. None or empty: no augmentation.
     n_jobs : int, default=2
         Feature extraction processes.
     progress : bool, default=False
@@ -58,6 +65,9 @@ def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None
         (:attr:`~speaker_id.frontend.config.FeatureConfig.needs_prior`): store it beside the UBM.
     """
     backend = None
+    vtln_warps = check_vtln_warps(vtln_warps)
+    if speakers is not None:  # too few speakers for LDA and PLDA: say so before the UBM's minutes
+        IvectorBackend(**(ivector_options or {})).check_speakers(len(set(speakers)), len(vtln_warps))
     if client is not None:
         features = ClusterFeatures(client, paths, config)
         try:
@@ -66,18 +76,64 @@ def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None
             ubm = fit_ubm(features, **ubm_options)
             if speakers is not None:
                 stats, labels = cluster_training_sessions(list(speakers), features, ubm)
-                backend = IvectorBackend(**(ivector_options or {})).fit(ubm, stats, labels, client=client)
         finally:
             features.close()
-        return ubm, backend, config
-    with FeatureCache(paths, config, n_jobs=n_jobs, progress=progress) as cache:
-        if config.needs_prior:
-            config = cache.fit_prior(config)
-        ubm = fit_ubm(cache, progress=progress, **ubm_options)
-        if speakers is not None:
-            stats, labels = training_sessions(list(speakers), cache.utterances(), ubm)
-            backend = IvectorBackend(**(ivector_options or {})).fit(ubm, stats, labels)
+    else:
+        with FeatureCache(paths, config, n_jobs=n_jobs, progress=progress) as cache:
+            if config.needs_prior:
+                config = cache.fit_prior(config)
+            ubm = fit_ubm(cache, progress=progress, **ubm_options)
+            if speakers is not None:
+                stats, labels = training_sessions(list(speakers), cache.utterances(), ubm)
+    if speakers is not None:
+        more, more_labels = warped_training_sessions(paths, speakers, config, ubm, vtln_warps, n_jobs=n_jobs,
+                                                     progress=progress, client=client)
+        backend = IvectorBackend(**(ivector_options or {})).fit(ubm, list(stats) + more,
+                                                               np.concatenate([labels, more_labels]), client=client)
     return ubm, backend, config
+
+
+def warped_training_sessions(paths: Sequence, speakers: Sequence, config, ubm, vtln_warps: Sequence[float], *,
+                             n_jobs: int = 2, progress: bool = False, client=None):
+    """Training sessions of the pseudo-speakers each VTLN warp makes of ``speakers`` (extracted again, warped).
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        The training audio, one file per utterance.
+    speakers : sequence of str
+        The speaker of each file.
+    config : FeatureConfig
+        The unwarped configuration, with its training mean (``prior_mean``) when it has one.
+    ubm : OnlineGMM
+    vtln_warps : sequence of float
+        Checked by :func:`~speaker_id.frontend.augmentation.check_vtln_warps`.
+    n_jobs, progress, client
+        As :func:`train_models`.
+
+    Returns
+    -------
+    stats : list
+        As :func:`~speaker_id.models.ivector_backend.training_sessions` (or, with ``client``,
+        :func:`~speaker_id.models.ivector_backend.cluster_training_sessions`), warp after warp.
+    labels : ndarray of str, shape (n_sessions,)
+        Pseudo-speaker labels (:func:`~speaker_id.frontend.augmentation.pseudo_speaker`).
+    """
+    stats, labels = [], [np.array([], dtype=str)]
+    for warp in check_vtln_warps(vtln_warps):
+        names = [pseudo_speaker(s, warp) for s in speakers]
+        if client is not None:
+            features = ClusterFeatures(client, paths, warped_config(config, warp))
+            try:
+                part, part_labels = cluster_training_sessions(names, features, ubm)
+            finally:
+                features.close()
+        else:
+            with FeatureCache(paths, warped_config(config, warp), n_jobs=n_jobs, progress=progress) as cache:
+                part, part_labels = training_sessions(names, cache.utterances(), ubm)
+        stats += part
+        labels.append(part_labels)
+    return stats, np.concatenate(labels)
 
 
 def enroll_files(store: SpeakerStore, name: str, paths: Sequence, *, mode: str = "add", n_jobs: int = 1) -> dict:

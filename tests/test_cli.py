@@ -338,9 +338,19 @@ def test_ivector_store_asks_only_what_its_speakers_support(voices, tmp_path, cap
     store = tmp_path / "store"
     background = [str(root / f"spk{i:03d}") for i in range(4, 10)]  # 6 speakers: LDA keeps at most 5
     _expect_error(capsys, ["train-ubm", "--store", str(store), "--backend", "ivector", "--lda-dim", "6",
-                           "--jobs", "1", *background], 3, "lda_dim=6", "ask for 5 or fewer")
+                           "--vtln-warps", "none", "--jobs", "1", *background], 3, "lda_dim=6", "ask for 5 or fewer")
+    # with the default two VTLN warps each speaker brings two pseudo-speakers: 18, so LDA keeps at most 17
+    _expect_error(capsys, ["train-ubm", "--store", str(store), "--backend", "ivector", "--lda-dim", "18",
+                           "--jobs", "1", *background], 3, "lda_dim=18", "VTLN pseudo-speakers", "ask for 17 or fewer")
+    # pseudo-speakers do not make up for missing real ones
     _expect_error(capsys, ["train-ubm", "--store", str(store), "--backend", "ivector", "--jobs", "1",
                            *background[:2]], 3, "at least 3 training speakers")
+    _expect_error(capsys, ["train-ubm", "--store", str(store), "--backend", "ivector", "--vtln-warps", "1.0",
+                           "--jobs", "1", *background], 3, "differ from 1")
+    _expect_error(capsys, ["train-ubm", "--store", str(store), "--backend", "ivector", "--vtln-warps", "0.9,0.9",
+                           "--jobs", "1", *background], 3, "given twice")
+    _expect_error(capsys, ["train-ubm", "--store", str(store), "--vtln-warps", "0.9", "--jobs", "1", *background],
+                  3, "--vtln-warps", "add --backend ivector")
     assert not store.exists()
 
 
@@ -353,8 +363,13 @@ def test_ivector_training_reads_each_file_once(voices, tmp_path, monkeypatch):
     monkeypatch.setattr(extraction, "extract_file", lambda path, config=None: calls.append(path) or original(path, config))
     background = [str(root / f"spk{i:03d}") for i in range(4, 10)]  # 6 speakers x 5 files
     assert main(["train-ubm", "--store", str(tmp_path / "s"), "--components", "8", "--max-iter", "3", "--jobs", "1",
-                 "--quiet", "--backend", "ivector", "--ivector-rank", "5", *background]) == 0
+                 "--quiet", "--backend", "ivector", "--ivector-rank", "5", "--vtln-warps", "none", *background]) == 0
     assert len(calls) == 30 and len(set(calls)) == 30  # the UBM and the back end share the cached features
+    calls.clear()
+    assert main(["train-ubm", "--store", str(tmp_path / "w"), "--components", "8", "--max-iter", "3", "--jobs", "1",
+                 "--quiet", "--backend", "ivector", "--ivector-rank", "5", *background]) == 0
+    # and each default VTLN warp (0.9, 1.1) reads every file once more
+    assert len(calls) == 90 and all(calls.count(path) == 3 for path in set(calls))
 
 
 def test_options_of_the_other_back_end_are_refused(store, ivector_store, voices, tmp_path, capsys):

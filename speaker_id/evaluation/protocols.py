@@ -20,6 +20,7 @@ from streamgmm import OnlineGMM
 from streamgmm.io import write_atomic
 
 from .. import scoring
+from ..frontend.augmentation import training_warps
 from ..frontend.config import FeatureConfig
 from ..frontend.extraction import extract_files
 from ..frontend.normalization import apply_prior, fit_prior
@@ -27,6 +28,7 @@ from ..frontend.cluster import ClusterFeatures, FeatureSets
 from ..models.ivector_backend import IvectorBackend, cluster_training_sessions, training_sessions
 from ..models.ubm import DEFAULT_BATCH_SIZE, check_learning_method, fit_ubm
 from ..models.ubm_schedule import DEFAULT_SCHEDULE, as_schedule
+from ..operations import warped_training_sessions
 from ..scoring.normalization import normalise_scores
 from . import metrics
 from .corpora import load_fsdd, read_kaldi_dir
@@ -180,6 +182,7 @@ def evaluate(
     top_c: Optional[int] = 5,
     backend: str = "gmm",
     ivector_options: Optional[dict] = None,
+    vtln_warps: Optional[Sequence[float]] = None,
     norm: Optional[str] = None,
     cohort: str = "train",
     top_n: int = 200,
@@ -224,6 +227,13 @@ def evaluate(
     ivector_options : dict, optional
         Keyword arguments of ``IvectorBackend`` (``rank``, ``lda_dim``,
         ``scoring``, ...).
+    vtln_warps : sequence of float, optional
+        The i-vector back end also trains on the training speakers heard
+        through these VTLN warps, each warp one more pseudo-speaker per
+        speaker (:mod:`~speaker_id.frontend.augmentation`; the UBM, the
+        score-normalisation cohort and every enrolled or tested utterance
+        stay unwarped). Default: ``(0.9, 1.1)`` for ``backend="ivector"``,
+        none for ``"gmm"`` (which refuses any).
     norm : {"none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm"}, optional
         Normalisation of the verification scores; see
         :func:`speaker_id.scoring.normalization.normalise_scores`. Default:
@@ -278,8 +288,9 @@ def evaluate(
     if cohort not in COHORTS:
         raise ValueError(f"cohort must be one of {COHORTS}, got {cohort!r}.")
     config = _feature_config(default_sr, sr, feature_config)
+    vtln_warps = training_warps(backend, vtln_warps)
     if backend == "ivector":  # too few training speakers for the LDA asked for: say so before any work
-        IvectorBackend(**(ivector_options or {})).check_speakers(len({u.speaker for u in split.train}))
+        IvectorBackend(**(ivector_options or {})).check_speakers(len({u.speaker for u in split.train}), len(vtln_warps))
     if client is not None and learning_method != "batch":
         raise ValueError("online EM is one sequential pass in one process; use learning_method='batch' on a cluster.")
     speakers = sorted(split.enroll)
@@ -326,7 +337,10 @@ def evaluate(
                 sessions, session_labels = training_sessions(speakers_of_train, train_features, ubm)
             else:
                 sessions, session_labels = cluster_training_sessions(speakers_of_train, train_features, ubm)
-            fitted = IvectorBackend(**(ivector_options or {})).fit(ubm, sessions, session_labels, client=client)
+            more, more_labels = warped_training_sessions([u.path for u in split.train], speakers_of_train, config,
+                                                         ubm, vtln_warps, n_jobs=n_jobs, client=client)
+            fitted = IvectorBackend(**(ivector_options or {})).fit(
+                ubm, list(sessions) + more, np.concatenate([session_labels, more_labels]), client=client)
             trials = IvectorTrials(ubm, fitted, features)
         clock["backend"] = time.perf_counter()
         trials.enroll(speakers, [[u.path for u in split.enroll[s]] for s in speakers])
@@ -364,7 +378,8 @@ def evaluate(
         "normalisation": clock["end"] - clock["scoring"],
         "total": clock["end"] - clock["start"],
     }
-    settings = {"backend": backend, "ivector_options": dict(ivector_options or {}), "n_components": n_components, "sr": config.sr, "relevance_factor": relevance_factor,
+    settings = {"backend": backend, "ivector_options": dict(ivector_options or {}), "vtln_warps": list(vtln_warps),
+                "n_components": n_components, "sr": config.sr, "relevance_factor": relevance_factor,
                 "adapt": list(adapt), "top_c": top_c, "top_n": top_n if norm == "asnorm" else None,
                 "ubm_learning_method": learning_method,
                 "ubm_batch_size": batch_size if learning_method == "online" else None,

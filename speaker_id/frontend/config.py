@@ -19,6 +19,9 @@ from .limits import MAX_DELTA_WIDTH, MAX_FFT_SIZE, MAX_MELS, MAX_TAPERS, LimitEr
 #: The ``window`` that asks for the multitaper power spectrum instead of one named window.
 MULTITAPER = "multitaper"
 
+#: The range of ``vtln_warp``: a vocal tract half or twice as long is already far outside human voices.
+MIN_VTLN_WARP, MAX_VTLN_WARP = 0.5, 2.0
+
 #: Floor applied to mel energies before the log (as ``amin`` in librosa),
 #: so a digital-silence frame gives -100 dB instead of -inf.
 LOG_FLOOR = 1e-10
@@ -102,6 +105,15 @@ class FeatureConfig:
         band: 8 kHz for 16 kHz audio, 4 kHz for 8 kHz audio). For
         narrow-band audio stored at a higher rate set it to the true band
         edge (e.g. 3800).
+    vtln_warp : float, default 1.0
+        Vocal tract length perturbation: the mel bands are laid on a
+        frequency axis scaled by this factor (piecewise linear, ``fmax``
+        fixed; see :func:`~speaker_id.frontend.spectral.vtln_frequencies`),
+        so a voice sounds as if its vocal tract were ``1 / vtln_warp`` as
+        long. Between 0.5 and 2. Training makes extra pseudo-speakers from
+        the training speakers with it (``vtln_warps`` of
+        :func:`speaker_id.operations.train`); models are always scored with
+        1.0.
     preemphasis : float, default 0.97
         Pre-emphasis coefficient applied inside each frame; 0 disables it.
     deltas : bool, default True
@@ -166,6 +178,7 @@ class FeatureConfig:
     n_tapers: int = 4
     fmin: float = 20.0
     fmax: Optional[float] = None
+    vtln_warp: float = 1.0
     preemphasis: float = 0.97
     deltas: bool = True
     delta_width: int = 9
@@ -210,7 +223,8 @@ class FeatureConfig:
         as_int("n_mfcc", 1)
         as_int("n_mels", 1)
         as_int("delta_width", 3)
-        for name in ("frame_length_ms", "hop_length_ms", "fmin", "preemphasis", "vad_threshold_db", "vad_floor_db"):
+        for name in ("frame_length_ms", "hop_length_ms", "fmin", "vtln_warp", "preemphasis", "vad_threshold_db",
+                     "vad_floor_db"):
             as_float(name)
         as_float("fmax", optional=True)
         for name in ("center", "deltas", "vad", "cmvn"):
@@ -249,6 +263,9 @@ class FeatureConfig:
             fail(f"fmax must lie in (fmin={self.fmin}, sr/2={nyquist}], got {self.fmax}; use None for sr/2")
         if self.fmin >= self.mel_fmax:
             fail(f"fmin ({self.fmin}) must be below fmax ({self.mel_fmax})")
+        if not MIN_VTLN_WARP <= self.vtln_warp <= MAX_VTLN_WARP:
+            fail(f"vtln_warp must lie in [{MIN_VTLN_WARP}, {MAX_VTLN_WARP}] (1.0 leaves the voice as it is; 0.9 and "
+                 f"1.1 are usual for augmentation), got {self.vtln_warp}")
         if not 0.0 <= self.preemphasis < 1.0:
             fail(f"preemphasis must lie in [0, 1), got {self.preemphasis}; use 0 to disable it")
         if self.delta_width % 2 == 0:

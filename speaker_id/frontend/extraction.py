@@ -348,7 +348,7 @@ class ExtractionPool:
             config = self.config
             # Build the window and filterbank here once and ship them to the workers.
             _window(config.window, config.win_length, config.n_tapers)
-            mel_filterbank(config.sr, config.fft_size, config.n_mels, config.fmin, config.mel_fmax)
+            mel_filterbank(config.sr, config.fft_size, config.n_mels, config.fmin, config.mel_fmax, config.vtln_warp)
             ctx = multiprocessing.get_context("spawn")
             # Spawned children read the thread variables at start-up (before their
             # first numpy import), so set them around the workers' start.

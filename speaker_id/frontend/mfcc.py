@@ -94,7 +94,7 @@ def mfcc_from_frames(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
         raise ValueError(f"frames must have shape (n_frames, {config.win_length}), got {frames.shape}")
     power = power_spectrum(frames, n_fft=config.fft_size, window=config.window, preemphasis=config.preemphasis,
                            n_tapers=config.n_tapers)
-    basis = mel_filterbank(config.sr, config.fft_size, config.n_mels, config.fmin, config.mel_fmax)
+    basis = mel_filterbank(config.sr, config.fft_size, config.n_mels, config.fmin, config.mel_fmax, config.vtln_warp)
     with one_blas_thread():
         return log_mel(power, basis) @ dct_matrix(config.n_mels, config.n_mfcc)
 

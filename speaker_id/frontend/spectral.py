@@ -3,7 +3,8 @@
 Pure functions of arrays, frames as rows. A named window comes from librosa
 (:func:`librosa.filters.get_window`), the multitaper's tapers from SciPy
 (:func:`scipy.signal.windows.dpss`) and the mel filterbank from librosa
-(:func:`librosa.filters.mel`); each is computed once per parameter tuple and
+(:func:`librosa.filters.mel`, or its triangles on a warped frequency axis for
+vocal tract length perturbation); each is computed once per parameter tuple and
 cached in ``_TABLES``, which :func:`speaker_id.frontend.extraction.extract_files`
 hands to its worker processes.
 
@@ -215,12 +216,15 @@ def power_spectrum(
     return power
 
 
-def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float, vtln_warp: float = 1.0) -> np.ndarray:
     """Slaney-style mel filterbank, transposed so frames-as-rows multiply it.
 
-    Computed once per argument tuple by :func:`librosa.filters.mel`
-    (``htk=False, norm='slaney'``) and cached; the returned array is
-    read-only.
+    Computed once per argument tuple and cached; the returned array is
+    read-only. Unwarped, it is :func:`librosa.filters.mel` (``htk=False,
+    norm='slaney'``). With ``vtln_warp`` the same triangles are laid on a
+    warped frequency axis (:func:`vtln_frequencies`): a component at ``f``
+    Hz falls in the bands an unwarped filterbank gives a component at
+    ``vtln_warp * f`` (vocal tract length perturbation).
 
     Parameters
     ----------
@@ -232,6 +236,8 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -
         Number of mel bands.
     fmin, fmax : float
         Lowest and highest band edges in Hz.
+    vtln_warp : float, default 1.0
+        Frequency scale factor (> 1: a shorter vocal tract, formants higher).
 
     Returns
     -------
@@ -243,18 +249,65 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -
     >>> mel_filterbank(16000, 512, 40, 20.0, 8000.0).shape
     (257, 40)
     """
-    key = ("mel", int(sr), int(n_fft), int(n_mels), float(fmin), float(fmax))
+    key = ("mel", int(sr), int(n_fft), int(n_mels), float(fmin), float(fmax), float(vtln_warp))
     basis = _TABLES.get(key)
     if basis is None:
         import librosa
 
-        basis = librosa.filters.mel(
-            sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float32
-        )
+        if vtln_warp == 1.0:
+            basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float32)
+        else:
+            edges = librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax)
+            heard = vtln_frequencies(np.linspace(0.0, sr / 2.0, 1 + n_fft // 2), vtln_warp, fmax)
+            basis = _triangles(heard, edges).astype(np.float32)
         basis = np.ascontiguousarray(basis.T)
         basis.flags.writeable = False
         _TABLES[key] = basis
     return basis
+
+
+#: Where the warp of :func:`vtln_frequencies` stops being a pure scaling, as a fraction of ``fmax``.
+VTLN_KNEE = 0.8
+
+
+def vtln_frequencies(freqs: np.ndarray, vtln_warp: float, fmax: float) -> np.ndarray:
+    """The frequencies an unwarped filterbank would put ``freqs`` at, for a warp factor.
+
+    Piecewise linear, so the band stays whole: ``vtln_warp * f`` up to a
+    knee, then a straight line to ``fmax``, which maps to itself; above
+    ``fmax`` nothing moves. The knee is at ``VTLN_KNEE * fmax /
+    max(1, vtln_warp)``, so the scaled part never passes ``VTLN_KNEE * fmax``.
+
+    Parameters
+    ----------
+    freqs : np.ndarray, shape (n,)
+        Frequencies in Hz, ascending.
+    vtln_warp : float
+        Scale factor of the frequencies below the knee.
+    fmax : float
+        The filterbank's top edge in Hz.
+
+    Returns
+    -------
+    np.ndarray, shape (n,)
+        Ascending, with ``0 -> 0`` and ``fmax -> fmax``.
+
+    Examples
+    --------
+    >>> vtln_frequencies(np.array([0.0, 1000.0, 8000.0]), 1.1, 8000.0)
+    array([   0., 1100., 8000.])
+    """
+    knee = VTLN_KNEE * fmax / max(1.0, vtln_warp)
+    return np.interp(freqs, [0.0, knee, fmax, max(fmax, float(freqs[-1])) + 1.0],
+                     [0.0, vtln_warp * knee, fmax, max(fmax, float(freqs[-1])) + 1.0])
+
+
+def _triangles(freqs: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Slaney-normalised triangular bands with corners ``edges`` (Hz), sampled at ``freqs``: shape (n_bands, n)."""
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (freqs[None, :] - lo) / (mid - lo)
+    falling = (hi - freqs[None, :]) / (hi - mid)
+    return np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (hi - lo))
 
 
 def log_mel(power: np.ndarray, basis: np.ndarray) -> np.ndarray:

@@ -80,7 +80,7 @@ class IvectorBackend(BaseEstimator):
         self.plda_iter = plda_iter
         self.random_state = random_state
 
-    def check_speakers(self, n_speakers):
+    def check_speakers(self, n_speakers, n_warps=0):
         """The LDA dimension ``n_speakers`` training speakers support; ValueError when they are too few.
 
         Call it before expensive work (the CLI does, before training the UBM).
@@ -88,6 +88,11 @@ class IvectorBackend(BaseEstimator):
         Parameters
         ----------
         n_speakers : int
+            Real training speakers (at least 3).
+        n_warps : int, default=0
+            VTLN warps the training also hears them through
+            (:mod:`~speaker_id.frontend.augmentation`): each adds
+            ``n_speakers`` pseudo-speakers to what LDA can separate.
 
         Returns
         -------
@@ -101,14 +106,17 @@ class IvectorBackend(BaseEstimator):
                 f"the i-vector back end needs at least 3 training speakers for LDA and PLDA, got {n_speakers}; "
                 "train on more speakers or use the gmm back end."
             )
-        largest = min(n_speakers - 1, self.rank)
+        n_labels = n_speakers * (1 + n_warps)
+        largest = min(n_labels - 1, self.rank)
         if self.lda_dim is None:
             return largest
         if isinstance(self.lda_dim, bool) or not isinstance(self.lda_dim, (int, np.integer)):
             raise ValueError(f"lda_dim must be a positive integer or None, got {self.lda_dim!r}.")
         if not 1 <= self.lda_dim <= largest:
             raise ValueError(
-                f"lda_dim={self.lda_dim} is not possible with {n_speakers} training speakers and rank {self.rank}: "
+                f"lda_dim={self.lda_dim} is not possible with {n_labels} training speakers"
+                f"{f' ({n_speakers} and their {n_speakers * n_warps} VTLN pseudo-speakers)' if n_warps else ''} "
+                f"and rank {self.rank}: "
                 f"LDA keeps at most min(speakers - 1, rank) = {largest} dimensions; ask for {largest} or fewer "
                 "(or leave it unset for the largest), or train on more speakers."
             )
