@@ -146,7 +146,7 @@ def _add_backend_options(parser):
     parser.add_argument("--vtln-warps", type=_warps, default=None, metavar="W,W",
                         help="with --backend ivector: also train the extractor, LDA and PLDA on each training "
                              "speaker heard through these vocal-tract-length warps, one pseudo-speaker per warp "
-                             "(default 0.9,1.1; none for no pseudo-speakers)")
+                             "(default 0.8,0.9,1.1,1.2; none for no pseudo-speakers)")
 
 
 def _ivector_options(args):

@@ -339,9 +339,10 @@ def test_ivector_store_asks_only_what_its_speakers_support(voices, tmp_path, cap
     background = [str(root / f"spk{i:03d}") for i in range(4, 10)]  # 6 speakers: LDA keeps at most 5
     _expect_error(capsys, ["train-ubm", "--store", str(store), "--backend", "ivector", "--lda-dim", "6",
                            "--vtln-warps", "none", "--jobs", "1", *background], 3, "lda_dim=6", "ask for 5 or fewer")
-    # with the default two VTLN warps each speaker brings two pseudo-speakers: 18, so LDA keeps at most 17
+    # with two VTLN warps each speaker brings two pseudo-speakers: 18, so LDA keeps at most 17
     _expect_error(capsys, ["train-ubm", "--store", str(store), "--backend", "ivector", "--lda-dim", "18",
-                           "--jobs", "1", *background], 3, "lda_dim=18", "VTLN pseudo-speakers", "ask for 17 or fewer")
+                           "--vtln-warps", "0.9,1.1", "--jobs", "1", *background], 3, "lda_dim=18",
+                  "VTLN pseudo-speakers", "ask for 17 or fewer")
     # pseudo-speakers do not make up for missing real ones
     _expect_error(capsys, ["train-ubm", "--store", str(store), "--backend", "ivector", "--jobs", "1",
                            *background[:2]], 3, "at least 3 training speakers")
@@ -356,6 +357,7 @@ def test_ivector_store_asks_only_what_its_speakers_support(voices, tmp_path, cap
 
 def test_ivector_training_reads_each_file_once(voices, tmp_path, monkeypatch):
     import speaker_id.frontend.extraction as extraction
+    from speaker_id.frontend.augmentation import DEFAULT_VTLN_WARPS
 
     root, _ = voices
     calls = []
@@ -368,8 +370,9 @@ def test_ivector_training_reads_each_file_once(voices, tmp_path, monkeypatch):
     calls.clear()
     assert main(["train-ubm", "--store", str(tmp_path / "w"), "--components", "8", "--max-iter", "3", "--jobs", "1",
                  "--quiet", "--backend", "ivector", "--ivector-rank", "5", *background]) == 0
-    # and each default VTLN warp (0.9, 1.1) reads every file once more
-    assert len(calls) == 90 and all(calls.count(path) == 3 for path in set(calls))
+    # and each default VTLN warp reads every file once more
+    reads = 1 + len(DEFAULT_VTLN_WARPS)
+    assert len(calls) == 30 * reads and all(calls.count(path) == reads for path in set(calls))
 
 
 def test_options_of_the_other_back_end_are_refused(store, ivector_store, voices, tmp_path, capsys):

@@ -135,8 +135,21 @@ def test_kaldi_protocol_with_the_ivector_back_end(tmp_path):
     result = evaluate("kaldi", _kaldi_corpus(tmp_path), n_components=16, max_iter=10, n_jobs=1, backend="ivector",
                       ivector_options={"rank": 8, "lda_dim": 5, "max_iter": 5}, ubm_schedule="full")
     assert result.settings["backend"] == "ivector" and len(result.trials) == 12 * 6
+    from speaker_id.frontend.augmentation import DEFAULT_VTLN_WARPS
+
+    assert result.settings["vtln_warps"] == list(DEFAULT_VTLN_WARPS)  # pseudo-speakers by default
     # 12 tests of 6 synthetic voices, back end trained on 6 other voices: above chance (1/6), not a measurement
     assert result.accuracy >= 0.5 and result.raw_eer <= 0.35
+
+
+def test_vtln_warps_are_refused_by_the_gmm_back_end_before_any_work(tmp_path, monkeypatch):
+    import speaker_id.evaluation.protocols as protocols
+
+    monkeypatch.setattr(protocols, "extract_files", lambda *a, **k: pytest.fail("features were extracted"))
+    with pytest.raises(ValueError, match="ivector back end"):
+        evaluate("kaldi", _kaldi_corpus(tmp_path), backend="gmm", vtln_warps=(0.9, 1.1))
+    with pytest.raises(ValueError, match="differ from 1"):
+        evaluate("kaldi", tmp_path, backend="ivector", vtln_warps=(1.0,))
 
 
 def test_kaldi_protocol_refuses_a_missing_part(tmp_path):

@@ -232,8 +232,8 @@ def evaluate(
         through these VTLN warps, each warp one more pseudo-speaker per
         speaker (:mod:`~speaker_id.frontend.augmentation`; the UBM, the
         score-normalisation cohort and every enrolled or tested utterance
-        stay unwarped). Default: ``(0.9, 1.1)`` for ``backend="ivector"``,
-        none for ``"gmm"`` (which refuses any).
+        stay unwarped). Default: ``DEFAULT_VTLN_WARPS`` (0.8, 0.9, 1.1, 1.2)
+        for ``backend="ivector"``, none for ``"gmm"`` (which refuses any).
     norm : {"none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm"}, optional
         Normalisation of the verification scores; see
         :func:`speaker_id.scoring.normalization.normalise_scores`. Default:

@@ -14,6 +14,7 @@ In flow order:
 * :mod:`~speaker_id.frontend.extraction`: the whole chain on one utterance, one file, many files.
 * :mod:`~speaker_id.frontend.streaming`: the same chain on a stream, chunk by chunk.
 * :mod:`~speaker_id.frontend.cluster`: many files' features extracted and kept on a Dask cluster.
+* :mod:`~speaker_id.frontend.augmentation`: VTLN pseudo-speakers that widen a back end's training speakers.
 """
 
 from .._lazy import lazy_exports

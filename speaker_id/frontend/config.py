@@ -110,10 +110,11 @@ class FeatureConfig:
         frequency axis scaled by this factor (piecewise linear, ``fmax``
         fixed; see :func:`~speaker_id.frontend.spectral.vtln_frequencies`),
         so a voice sounds as if its vocal tract were ``1 / vtln_warp`` as
-        long. Between 0.5 and 2. Training makes extra pseudo-speakers from
-        the training speakers with it (``vtln_warps`` of
-        :func:`speaker_id.operations.train`); models are always scored with
-        1.0.
+        long. Between 0.5 and 2. The i-vector back end's training makes
+        pseudo-speakers of the training speakers with it (``vtln_warps`` of
+        :func:`speaker_id.operations.train_models` and
+        :func:`speaker_id.evaluation.protocols.evaluate`); stores keep 1.0,
+        the value every enrolled and tested utterance is extracted with.
     preemphasis : float, default 0.97
         Pre-emphasis coefficient applied inside each frame; 0 disables it.
     deltas : bool, default True
