@@ -85,17 +85,6 @@ def pseudo_speaker(speaker: str, warp: float) -> str:
     return f"{speaker} vtln{warp:g}"
 
 
-def augmented_speakers(speakers: Sequence[str], warps: Sequence[float]) -> list:
-    """The pseudo-speaker labels of every warp, warp by warp: ``len(warps) * len(speakers)`` labels.
-
-    Examples
-    --------
-    >>> augmented_speakers(["a", "b"], (0.9, 1.1))
-    ['a vtln0.9', 'b vtln0.9', 'a vtln1.1', 'b vtln1.1']
-    """
-    return [pseudo_speaker(s, w) for w in warps for s in speakers]
-
-
 def training_warps(backend: str, vtln_warps: Optional[Sequence[float]]) -> tuple:
     """The warps a back end trains with: ``vtln_warps`` checked, or the back end's default when None.
 
