@@ -63,7 +63,7 @@ def check_vtln_warps(warps: Optional[Sequence[float]]) -> tuple:
         values.append(w)
     if len(values) > MAX_VTLN_WARPS:
         raise ValueError(f"at most {MAX_VTLN_WARPS} VTLN warps, got {len(values)}; each is another pass over the "
-                         "training audio, and two (0.9 and 1.1) give most of the gain.")
+                         "training audio, and the default four (0.8 to 1.2) give most of the gain.")
     return tuple(values)
 
 
