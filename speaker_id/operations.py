@@ -88,8 +88,9 @@ def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None
     if speakers is not None:
         more, more_labels = warped_training_sessions(paths, speakers, config, ubm, vtln_warps, n_jobs=n_jobs,
                                                      progress=progress, client=client)
-        backend = IvectorBackend(**(ivector_options or {})).fit(ubm, list(stats) + more,
-                                                               np.concatenate([labels, more_labels]), client=client)
+        backend = IvectorBackend(**(ivector_options or {})).fit(
+            ubm, list(stats) + more, np.concatenate([labels, more_labels]), client=client,
+            augmented=np.arange(len(labels) + len(more_labels)) >= len(labels))
     return ubm, backend, config
 
 

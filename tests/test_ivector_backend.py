@@ -100,6 +100,28 @@ def test_too_few_speakers_and_unfitted_use_are_refused(corpus):
         IvectorBackend().vectors(stats)
 
 
+def test_augmented_sessions_train_but_do_not_move_the_centre(corpus):
+    ubm, frames = corpus
+    train = [0, 2, 4, 6]
+    stats = [st for s in train for st in _stats(ubm, frames[s])]
+    # augmented copies: the same speakers shifted, as pseudo-speakers of their own
+    copies = [st for s in train for st in _stats(ubm, [X + 0.7 for X in frames[s]])]
+    labels = np.concatenate([np.repeat(train, N_SESSIONS), np.repeat([f"{s} copy" for s in train], N_SESSIONS)])
+    augmented = np.arange(len(labels)) >= len(stats)
+    backend = IvectorBackend(rank=6, lda_dim=5, max_iter=3).fit(ubm, stats + copies, labels, augmented=augmented)
+    plain = IvectorBackend(rank=6, lda_dim=5, max_iter=3).fit(ubm, stats + copies, labels)
+    raw = backend.extractor_.transform(stats + copies)
+    np.testing.assert_allclose(backend.lda_.mean_, raw[: len(stats)].mean(0), rtol=1e-10)
+    np.testing.assert_allclose(plain.lda_.mean_, raw.mean(0), rtol=1e-10)
+    assert np.linalg.norm(backend.lda_.mean_ - plain.lda_.mean_) > 0.1  # the copies do shift the mean
+    np.testing.assert_array_equal(backend.lda_.components_, plain.lda_.components_)
+    with pytest.raises(ValueError, match="one flag per session"):
+        IvectorBackend(rank=6, max_iter=1).fit(ubm, stats, np.repeat(train, N_SESSIONS), augmented=[False])
+    with pytest.raises(ValueError, match="every session is marked augmented"):
+        IvectorBackend(rank=6, max_iter=1).fit(ubm, stats, np.repeat(train, N_SESSIONS),
+                                               augmented=np.ones(len(stats), bool))
+
+
 def test_lda_dimension_is_what_the_training_speakers_support(corpus):
     ubm, frames = corpus
     train = [0, 1, 2, 3, 4]  # 5 speakers: LDA keeps at most 4 dimensions

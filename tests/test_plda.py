@@ -210,6 +210,20 @@ def test_lda_output_has_identity_within_and_diagonal_between_covariance():
     assert lda.eigenvalues_[0] >= lda.eigenvalues_[1]
 
 
+def test_lda_centre_moves_only_the_point_subtracted():
+    X, y = lda_data(seed=4)
+    plain = LDA(n_components=2).fit(X, y)
+    centre = X[y == 0].mean(axis=0)  # e.g. the mean of the unaugmented part
+    moved = LDA(n_components=2).fit(X, y, centre=centre)
+    np.testing.assert_array_equal(moved.components_, plain.components_)
+    np.testing.assert_allclose(moved.transform(X), plain.transform(X) - plain.components_ @ (centre - X.mean(0)),
+                               atol=1e-10)
+    np.testing.assert_allclose(moved.transform(X[y == 0]).mean(0), 0.0, atol=1e-10)
+    assert_one_line_error(lambda: LDA().fit(X, y, centre=centre[:-1]), "centre", "features")
+    assert_one_line_error(lambda: LDA().fit(X, y, centre=np.stack([centre, centre])), "one vector")
+    assert_one_line_error(lambda: LDA().fit(X, y, centre=np.full_like(centre, np.nan)), "centre", "non-finite")
+
+
 def test_lda_default_dimension_and_singleton_classes():
     X, y = lda_data(n_classes=5, per_class=10, d=6, informative=(0, 1))
     X = np.vstack([X, [[1.0] * 6]])  # a class with one vector only

@@ -340,7 +340,8 @@ def evaluate(
             more, more_labels = warped_training_sessions([u.path for u in split.train], speakers_of_train, config,
                                                          ubm, vtln_warps, n_jobs=n_jobs, client=client)
             fitted = IvectorBackend(**(ivector_options or {})).fit(
-                ubm, list(sessions) + more, np.concatenate([session_labels, more_labels]), client=client)
+                ubm, list(sessions) + more, np.concatenate([session_labels, more_labels]), client=client,
+                augmented=np.arange(len(session_labels) + len(more_labels)) >= len(session_labels))
             trials = IvectorTrials(ubm, fitted, features)
         clock["backend"] = time.perf_counter()
         trials.enroll(speakers, [[u.path for u in split.enroll[s]] for s in speakers])

@@ -3,7 +3,7 @@
 Every utterance (or speaker enrollment) is reduced to the UBM's zeroth- and
 first-order statistics, then::
 
-    stats --IvectorExtractor--> w (rank,) --LDA (centred on the training mean)--> (lda_dim,)
+    stats --IvectorExtractor--> w (rank,) --LDA (centred on the unaugmented training mean)--> (lda_dim,)
           --length_normalize--> v  --PLDA or cosine against each speaker--> score
 
 A speaker is the *sum* of its enrollment vectors and their count, so
@@ -122,7 +122,7 @@ class IvectorBackend(BaseEstimator):
             )
         return int(self.lda_dim)
 
-    def fit(self, ubm, stats, labels, client=None):
+    def fit(self, ubm, stats, labels, client=None, augmented=None):
         """Train the extractor, the centring, the LDA and the PLDA on labelled statistics.
 
         Parameters
@@ -139,6 +139,13 @@ class IvectorBackend(BaseEstimator):
         client : dask.distributed.Client, optional
             Train the extractor where the statistics are (its accumulators
             add); LDA and PLDA, on the small i-vectors, run here.
+        augmented : array-like of bool, shape (n_sessions,), optional
+            Which sessions are augmented copies (such as VTLN pseudo-speakers)
+            rather than audio as enrolled and tested audio sounds. Everything
+            trains on all sessions, but the vectors are centred (before
+            length normalisation) on the mean of the others: augmented copies
+            shift the mean away from where real i-vectors lie. None: no
+            session is augmented.
 
         Returns
         -------
@@ -147,6 +154,12 @@ class IvectorBackend(BaseEstimator):
         labels = np.asarray(labels)
         if client is None and labels.shape != (len(stats),):
             raise ValueError(f"got {len(stats)} statistics but {labels.size} labels; pass one speaker per session.")
+        real = np.ones(len(labels), dtype=bool) if augmented is None else ~np.asarray(augmented, dtype=bool)
+        if real.shape != labels.shape:
+            raise ValueError(f"augmented has shape {real.shape} but there are {labels.size} labels; "
+                             "pass one flag per session.")
+        if not real.any():
+            raise ValueError("every session is marked augmented; the back end needs unaugmented sessions to centre on.")
         lda_dim = self.check_speakers(np.unique(labels).size)
         self.extractor_ = IvectorExtractor(rank=self.rank, max_iter=self.max_iter,
                                            random_state=self.random_state).fit(ubm, stats, client=client)
@@ -154,7 +167,7 @@ class IvectorBackend(BaseEstimator):
         if len(raw) != len(labels):
             raise ValueError(f"got {len(raw)} statistics but {labels.size} labels; pass one speaker per session.")
         self.lda_dim_ = lda_dim
-        self.lda_ = LDA(n_components=self.lda_dim_).fit(raw, labels)
+        self.lda_ = LDA(n_components=self.lda_dim_).fit(raw, labels, centre=raw[real].mean(axis=0))
         processed = length_normalize(self.lda_.transform(raw))
         self.plda_ = PLDA(max_iter=self.plda_iter).fit(processed, labels) if self.scoring == "plda" else None
         return self

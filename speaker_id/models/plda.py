@@ -381,7 +381,8 @@ class LDA(_Params):
     Attributes
     ----------
     mean_ : ndarray of shape (n_features,)
-        The training mean, subtracted by :meth:`transform`.
+        The training mean (or the ``centre`` given to :meth:`fit`),
+        subtracted by :meth:`transform`.
     components_ : ndarray of shape (n_components, n_features)
         The projection; rows in order of decreasing ``eigenvalues_``.
     eigenvalues_ : ndarray of shape (n_components,)
@@ -414,7 +415,7 @@ class LDA(_Params):
     def __init__(self, n_components=None):
         self.n_components = n_components
 
-    def fit(self, X, y):
+    def fit(self, X, y, centre=None):
         """Estimate the projection from labelled i-vectors.
 
         Parameters
@@ -422,6 +423,12 @@ class LDA(_Params):
         X : array-like of shape (n_vectors, n_features)
         y : array-like of shape (n_vectors,)
             Class (speaker) labels.
+        centre : array-like of shape (n_features,), optional
+            The point :meth:`transform` subtracts (``mean_``); by default the
+            mean of ``X``. Give the mean of the data the projection will be
+            applied to when ``X`` also holds other data, such as augmented
+            copies, that shift its mean. The scatters are about the mean of
+            ``X`` either way.
 
         Returns
         -------
@@ -455,6 +462,10 @@ class LDA(_Params):
                 f"LDA needs at least n_features + n_classes = {d} + {C} = {d + C} i-vectors to estimate the "
                 f"{d}x{d} within-class covariance, got {n}; add i-vectors per speaker or reduce the dimension first."
             )
+        if centre is not None:
+            centre = _check_vectors(np.atleast_2d(centre), "centre", n_features=d)
+            if centre.shape[0] != 1:
+                raise ValueError(f"centre must be one vector of {d} features, got shape {np.shape(centre)}.")
         counts, means, scatter = _group(X, index, C)
         mean = X.mean(axis=0)
         within = scatter / n
@@ -469,7 +480,7 @@ class LDA(_Params):
         eigenvalues, V = np.linalg.eigh((M + M.T) / 2)
         order = np.argsort(eigenvalues)[::-1][:n_components]
         components = _sign_fix(_solve_lower(L, np.eye(d)).T.dot(V[:, order]).T)
-        self.mean_ = mean
+        self.mean_ = mean if centre is None else centre[0]
         self.components_ = components
         self.eigenvalues_ = np.clip(eigenvalues[order], 0.0, None)
         self.classes_ = classes
