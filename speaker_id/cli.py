@@ -47,6 +47,8 @@ from .frontend.paths import describe_os_error, display_path
 # speaker_id.models.ubm_schedule.DEFAULT_SCHEDULE, spelt out: the CLI imports the models (Numba) only when it runs
 # a command (tests/test_ubm_schedule.py checks that the two agree)
 DEFAULT_UBM_SCHEDULE = "grow"
+# speaker_id.models.adaptation.DEFAULT_RELEVANCE_FACTOR, spelt out for the same reason (tests/test_enroll.py checks)
+DEFAULT_RELEVANCE_FACTOR = 4.0
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_INPUT, EXIT_STORE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_CLUSTER = 5
@@ -234,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "EM over all the frames to convergence (the old behaviour)")
     p.add_argument("--batch-size", type=int, default=None, metavar="FRAMES",
                    help="frames per online EM update of the UBM (default 8000)")
-    p.add_argument("--relevance-factor", type=_relevance, default=16.0, help="MAP relevance factor (default 16)")
+    p.add_argument("--relevance-factor", type=_relevance, default=DEFAULT_RELEVANCE_FACTOR,
+                   help="MAP relevance factor (default 4)")
     p.add_argument("--adapt", default="means", help="comma-separated MAP-adapted parameters among "
                    "weights,means,variances (default means)")
     p.add_argument("--jobs", type=_jobs, default=2, help="feature extraction processes (default 2)")
@@ -351,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train (default): cohort models and Z-norm impostors from the training speakers only; "
                         "enrolled: the other enrolled speakers, which is OPTIMISTIC (they are the speakers under test)")
     p.add_argument("--top-n", type=_positive_int, default=200, metavar="N", help="cohort size of asnorm (default 200)")
-    p.add_argument("--relevance-factor", type=_relevance, default=16.0, help="MAP relevance factor (default 16)")
+    p.add_argument("--relevance-factor", type=_relevance, default=DEFAULT_RELEVANCE_FACTOR,
+                   help="MAP relevance factor (default 4)")
     p.add_argument("--top-c", type=_positive_int, default=None, help="components per frame in GMM scoring (default 5)")
     p.add_argument("--seed", type=int, default=0,
                    help="random seed of the UBM's initialisation (default 0); figures of small corpora move "

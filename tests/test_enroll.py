@@ -244,3 +244,12 @@ def test_map_adapt_errors(ubm):
         map_adapt(full, speaker_stats(full, [rng.normal(size=(10, 3))]))
     with pytest.raises(ValueError, match="not fitted"):
         map_adapt(OnlineGMM(2, covariance_type="diag"), stats)
+
+
+def test_cli_default_relevance_factor_is_the_library_default():
+    from speaker_id.cli import DEFAULT_RELEVANCE_FACTOR as cli_default, build_parser
+    from speaker_id.models.adaptation import DEFAULT_RELEVANCE_FACTOR
+
+    assert cli_default == DEFAULT_RELEVANCE_FACTOR
+    for argv in (["evaluate", "--protocol", "fsdd", "D"], ["train-ubm", "--store", "S", "a.wav"]):
+        assert build_parser().parse_args(argv).relevance_factor == cli_default

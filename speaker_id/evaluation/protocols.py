@@ -25,6 +25,7 @@ from ..frontend.config import FeatureConfig
 from ..frontend.extraction import extract_files
 from ..frontend.normalization import apply_prior, fit_prior
 from ..frontend.cluster import ClusterFeatures, FeatureSets
+from ..models.adaptation import DEFAULT_RELEVANCE_FACTOR
 from ..models.ivector_backend import IvectorBackend, cluster_training_sessions, training_sessions
 from ..models.ubm import DEFAULT_BATCH_SIZE, check_learning_method, fit_ubm
 from ..models.ubm_schedule import DEFAULT_SCHEDULE, as_schedule
@@ -177,7 +178,7 @@ def evaluate(
     n_components: int = 128,
     sr: Optional[int] = None,
     feature_config: Optional[FeatureConfig] = None,
-    relevance_factor: float = 16.0,
+    relevance_factor: float = DEFAULT_RELEVANCE_FACTOR,
     adapt: Sequence[str] = ("means",),
     top_c: Optional[int] = 5,
     backend: str = "gmm",
@@ -214,7 +215,7 @@ def evaluate(
         Feature sample rate: 8000 for ``fsdd``, 16000 for ``kaldi`` by default.
     feature_config : FeatureConfig, optional
         The whole front end (its ``sr`` wins over ``sr``); defaults otherwise.
-    relevance_factor : float, default=16
+    relevance_factor : float, default=DEFAULT_RELEVANCE_FACTOR (4)
     adapt : sequence of {"weights", "means", "variances"}, default ("means",)
         What MAP adaptation moves.
     top_c : int or None, default=5

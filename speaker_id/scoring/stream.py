@@ -247,7 +247,7 @@ class StreamScorer:
     >>> ubm = OnlineGMM(16, covariance_type="diag", random_state=0).fit(
     ...     np.concatenate([x for xs in feats.values() for x in xs]))
     >>> models = {name: map_adapt(ubm, speaker_stats(ubm, xs[:2])) for name, xs in feats.items()}
-    >>> scorer = StreamScorer(ubm, models, cfg, min_speech_s=0.3, threshold=-1.0)
+    >>> scorer = StreamScorer(ubm, models, cfg, min_speech_s=0.3, threshold=-2.0)
     >>> updates = [scorer.push(y) for y in np.array_split(audio["spk001"][2], 20)]
     >>> updates[-1].speaker, [e.speaker for u in updates for e in u.events]
     ('spk001', ['spk001'])

@@ -184,7 +184,7 @@ def read_ubm_description(path):
 def _check_relevance_factor(value):
     finite = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(min(value, 1e300))
     if not finite or value <= 0 or value > 1e300:
-        raise ValueError(f"relevance_factor must be a finite number > 0 (typically 16), got {_short(value)}.")
+        raise ValueError(f"relevance_factor must be a finite number > 0 (typically 4 to 16), got {_short(value)}.")
     return float(value)
 
 

@@ -58,7 +58,7 @@ from streamgmm.io import STATS_KIND, array, read_npz, scalar, write_npz_atomic
 from streamgmm.stats import file_fields as stats_file_fields
 
 from ..frontend.config import FeatureConfig
-from ..models.adaptation import map_adapt
+from ..models.adaptation import DEFAULT_RELEVANCE_FACTOR, map_adapt
 from ..models.ivector_backend import BACKEND_KIND, IvectorBackend
 from .errors import (
     ForeignModelError,
@@ -215,7 +215,7 @@ class SpeakerStore:
         path,
         ubm,
         feature_config,
-        relevance_factor=16.0,
+        relevance_factor=DEFAULT_RELEVANCE_FACTOR,
         adapt=("means",),
         overwrite=False,
         *,
@@ -233,7 +233,7 @@ class SpeakerStore:
         feature_config : FeatureConfig or dict
             The front end the UBM was trained on; enrollment and test audio
             must use the same. Its ``n_features`` must equal the UBM's.
-        relevance_factor : float, default 16.0
+        relevance_factor : float, default DEFAULT_RELEVANCE_FACTOR (4)
             MAP relevance factor used when speaker models are computed.
         adapt : str or sequence of {"weights", "means", "variances"}, default ("means",)
             Parameters MAP adaptation moves toward the speaker's statistics.
