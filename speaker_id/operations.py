@@ -88,9 +88,7 @@ def train_models(paths: Sequence, config, *, speakers: Optional[Sequence] = None
     if speakers is not None:
         more, more_labels = warped_training_sessions(paths, speakers, config, ubm, vtln_warps, n_jobs=n_jobs,
                                                      progress=progress, client=client)
-        backend = IvectorBackend(**(ivector_options or {})).fit(
-            ubm, list(stats) + more, np.concatenate([labels, more_labels]), client=client,
-            augmented=np.arange(len(labels) + len(more_labels)) >= len(labels))
+        backend = fit_ivector_backend(ubm, (stats, labels), (more, more_labels), ivector_options, client=client)
     return ubm, backend, config
 
 
@@ -135,6 +133,33 @@ def warped_training_sessions(paths: Sequence, speakers: Sequence, config, ubm, v
         stats += part
         labels.append(part_labels)
     return stats, np.concatenate(labels)
+
+
+def fit_ivector_backend(ubm, sessions, warped, ivector_options=None, *, client=None):
+    """An :class:`~speaker_id.models.ivector_backend.IvectorBackend` trained on real and warped sessions.
+
+    Parameters
+    ----------
+    ubm : OnlineGMM
+    sessions : (stats, labels)
+        The unwarped training sessions, as
+        :func:`~speaker_id.models.ivector_backend.training_sessions` gives them.
+    warped : (stats, labels)
+        The pseudo-speakers' sessions, as :func:`warped_training_sessions` gives them.
+    ivector_options : dict, optional
+        Keyword arguments of ``IvectorBackend``.
+    client : dask.distributed.Client, optional
+        When the statistics are futures on its cluster.
+
+    Returns
+    -------
+    IvectorBackend
+        Trained on all sessions, centred on the unwarped ones.
+    """
+    (stats, labels), (more, more_labels) = sessions, warped
+    return IvectorBackend(**(ivector_options or {})).fit(
+        ubm, list(stats) + list(more), np.concatenate([labels, more_labels]), client=client,
+        augmented=np.arange(len(labels) + len(more_labels)) >= len(labels))
 
 
 def enroll_files(store: SpeakerStore, name: str, paths: Sequence, *, mode: str = "add", n_jobs: int = 1) -> dict:

@@ -29,7 +29,7 @@ from ..models.adaptation import DEFAULT_RELEVANCE_FACTOR
 from ..models.ivector_backend import IvectorBackend, cluster_training_sessions, training_sessions
 from ..models.ubm import DEFAULT_BATCH_SIZE, check_learning_method, fit_ubm
 from ..models.ubm_schedule import DEFAULT_SCHEDULE, as_schedule
-from ..operations import warped_training_sessions
+from ..operations import fit_ivector_backend, warped_training_sessions
 from ..scoring.normalization import normalise_scores
 from . import metrics
 from .corpora import load_fsdd, read_kaldi_dir
@@ -340,9 +340,8 @@ def evaluate(
                 sessions, session_labels = cluster_training_sessions(speakers_of_train, train_features, ubm)
             more, more_labels = warped_training_sessions([u.path for u in split.train], speakers_of_train, config,
                                                          ubm, vtln_warps, n_jobs=n_jobs, client=client)
-            fitted = IvectorBackend(**(ivector_options or {})).fit(
-                ubm, list(sessions) + more, np.concatenate([session_labels, more_labels]), client=client,
-                augmented=np.arange(len(session_labels) + len(more_labels)) >= len(session_labels))
+            fitted = fit_ivector_backend(ubm, (sessions, session_labels), (more, more_labels), ivector_options,
+                                         client=client)
             trials = IvectorTrials(ubm, fitted, features)
         clock["backend"] = time.perf_counter()
         trials.enroll(speakers, [[u.path for u in split.enroll[s]] for s in speakers])
