@@ -1,7 +1,7 @@
 """Speaker recognition on the real corpora: speaker_id beside a hand-built scikit-learn baseline.
 
     python scripts/evaluate_corpora.py [--datasets DIR] [--components K] [--skip-baseline] [--corpus NAME ...]
-                                       [--backend gmm ivector]
+                                       [--backend gmm ivector] [--seeds 0 1 2]
 
 On three corpora:
 
@@ -28,6 +28,11 @@ it prints identification accuracy, EER and minDCF (p_target 0.01 and 0.001) of:
   same number of components as ours, MAP adaptation of the means with
   relevance factor 16 computed from ``predict_proba``, and the average
   log-likelihood ratio from exact ``score_samples``; raw scores.
+
+Each ``--seeds`` value seeds both UBMs (ours and the baseline's k-means
+start); with several, every system gets a row per seed and a ``mean`` row,
+so one lucky or unlucky initialisation on either side does not decide a
+comparison.
 """
 
 from __future__ import annotations
@@ -36,18 +41,20 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 P_TARGETS = (0.01, 0.001)
 CORPORA = ("fsdd", "librispeech-mini", "arabic-speech-commands")
 
 
-def baseline(train, enroll, test, sr, n_components):
+def baseline(train, enroll, test, sr, n_components, random_state=0):
     """The scikit-learn + librosa GMM-UBM (``handbuilt_baseline``). Returns (accuracy, raw EER, {p_target: minDCF}, seconds)."""
     from handbuilt_baseline import run
 
     from speaker_id.evaluation import metrics
 
-    r = run(train, enroll, test, sr, n_components)
+    r = run(train, enroll, test, sr, n_components, random_state=random_state)
     scores, labels = r["scores"].ravel(), r["labels"].ravel()
     eer, _ = metrics.eer(scores, labels)
     dcf = {p: metrics.min_dcf(scores, labels, p_target=p)[0] for p in P_TARGETS}
@@ -82,6 +89,7 @@ def main():
     parser.add_argument("--corpus", nargs="+", choices=CORPORA, default=list(CORPORA))
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--backend", nargs="+", choices=("gmm", "ivector"), default=["gmm"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="UBM seeds, ours and the baseline's")
     args = parser.parse_args()
 
     from speaker_id.evaluation.corpora import find_dataset_root
@@ -90,27 +98,38 @@ def main():
     if root is None:
         sys.exit("no corpora: pass --datasets DIR or set SPEAKER_ID_DATASETS")
     corpora = corpus_protocols(root)
-    from speaker_id.evaluation.protocols import evaluate
-    rows = []
+    from speaker_id.evaluation.protocols import evaluate, protocol_features
+    rows = {}  # (corpus, system) -> one (accuracy, EER, {p: minDCF}, seconds) per seed
     k = args.components
     for title in args.corpus:
         protocol, directory, sr, split_fn, norm = corpora[title]
-        for backend in args.backend:
-            result = evaluate(protocol, directory, n_components=k, norm=norm, p_targets=P_TARGETS, backend=backend)
-            system = f"speaker_id {k} diag" if backend == "gmm" else f"speaker_id {k} i-vector"
-            rows.append((title, f"{system}, raw", result.accuracy, result.raw_eer, result.raw_min_dcf,
-                         result.seconds["total"]))
-            if norm != "none":
-                rows.append((title, f"{system}, {norm} (train cohort)", result.norm_accuracy, result.eer,
-                             result.min_dcf, result.seconds["total"]))
-        if not args.skip_baseline:
-            split = split_fn(directory)
-            acc, eer, dcf, seconds = baseline(split.train, split.enroll, split.test, sr, k)
-            rows.append((title, f"sklearn+librosa {k} diag, raw", acc, eer, dcf, seconds))
-    print(f"{'corpus':23s} {'system':40s} {'ident.':>7s} {'EER':>7s} {'DCF.01':>7s} {'DCF.001':>7s} {'seconds':>8s}")
-    for title, system, acc, eer, dcf, seconds in rows:
-        print(f"{title:23s} {system:40s} {100 * acc:6.2f}% {100 * eer:6.2f}% {dcf[0.01]:7.4f} {dcf[0.001]:7.4f} "
-              f"{seconds:8.1f}")
+        # extracted once for all seeds and back ends (their time is then not in the seconds column)
+        features = protocol_features(protocol, directory, sr=sr) if len(args.seeds) > 1 else None
+        for seed in args.seeds:
+            for backend in args.backend:
+                result = evaluate(protocol, directory, n_components=k, sr=sr, norm=norm, p_targets=P_TARGETS,
+                                  backend=backend, random_state=seed, features=features)
+                system = f"speaker_id {k} diag" if backend == "gmm" else f"speaker_id {k} i-vector"
+                rows.setdefault((title, f"{system}, raw"), []).append(
+                    (result.accuracy, result.raw_eer, result.raw_min_dcf, result.seconds["total"]))
+                if norm != "none":
+                    rows.setdefault((title, f"{system}, {norm} (train cohort)"), []).append(
+                        (result.norm_accuracy, result.eer, result.min_dcf, result.seconds["total"]))
+            if not args.skip_baseline:
+                split = split_fn(directory)
+                rows.setdefault((title, f"sklearn+librosa {k} diag, raw"), []).append(
+                    baseline(split.train, split.enroll, split.test, sr, k, random_state=seed))
+    print(f"{'corpus':23s} {'system':40s} {'seed':>4s} {'ident.':>7s} {'EER':>7s} {'DCF.01':>7s} {'DCF.001':>7s} "
+          f"{'seconds':>8s}")
+    for (title, system), runs in rows.items():
+        labelled = list(zip([str(seed) for seed in args.seeds], runs))
+        if len(runs) > 1:
+            labelled.append(("mean", (np.mean([r[0] for r in runs]), np.mean([r[1] for r in runs]),
+                                      {p: np.mean([r[2][p] for r in runs]) for p in P_TARGETS},
+                                      np.mean([r[3] for r in runs]))))
+        for seed, (acc, eer, dcf, seconds) in labelled:
+            print(f"{title:23s} {system:40s} {seed:>4s} {100 * acc:6.2f}% {100 * eer:6.2f}% {dcf[0.01]:7.4f} "
+                  f"{dcf[0.001]:7.4f} {seconds:8.1f}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Used by ``scripts/evaluate_corpora.py`` (accuracy) and ``scripts/bench_pipeline.
   double deltas (``librosa.feature.delta``), per-utterance mean and variance
   normalisation, no VAD;
 * UBM: ``sklearn.mixture.GaussianMixture`` with diagonal covariances, as many
-  components as ours, ``random_state=0``, up to ``max_iter`` EM iterations;
+  components as ours, seeded (``random_state``, 0 unless told), up to ``max_iter`` EM iterations;
 * enrollment: MAP adaptation of the means (relevance factor 16) from
   ``predict_proba`` responsibilities;
 * scoring: average log-likelihood ratio from exact ``score`` (one
@@ -37,7 +37,7 @@ def features(path, sr):
     return (X - X.mean(0)) / np.maximum(X.std(0), 1e-8)
 
 
-def run(train, enroll, test, sr, n_components, *, relevance=16.0, max_iter=100):
+def run(train, enroll, test, sr, n_components, *, relevance=16.0, max_iter=100, random_state=0):
     """Train, enroll and score one protocol.
 
     Parameters
@@ -50,6 +50,8 @@ def run(train, enroll, test, sr, n_components, *, relevance=16.0, max_iter=100):
     n_components : int
     relevance : float, default 16
     max_iter : int, default 100
+    random_state : int, default 0
+        Seed of the UBM's k-means initialisation.
 
     Returns
     -------
@@ -71,7 +73,7 @@ def run(train, enroll, test, sr, n_components, *, relevance=16.0, max_iter=100):
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ubm = GaussianMixture(n_components, covariance_type="diag", random_state=0, max_iter=max_iter)
+        ubm = GaussianMixture(n_components, covariance_type="diag", random_state=random_state, max_iter=max_iter)
         ubm.fit(np.concatenate([cache[u.path] for u in train]))
     seconds["ubm"] = time.perf_counter() - t
 
