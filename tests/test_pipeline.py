@@ -189,10 +189,12 @@ def test_librispeech_mini_kaldi_protocol(tmp_path):
 @needs_data
 def test_arabic_speech_commands_beats_the_hand_built_baseline():
     # Floors: the hand-built scikit-learn + librosa GMM-UBM (128 components, CMVN, no VAD, exact scoring;
-    # scripts/evaluate_corpora.py) reaches 4.13 % raw EER and 98.06 % identification on this protocol.
+    # scripts/evaluate_corpora.py --seeds 0 1 2) reaches 4.03, 4.03 and 4.15 % raw EER and 98.75, 99.03 and
+    # 98.33 % identification on this protocol. Ours must reach its best seed's EER; identification moves by
+    # 0.7 points between seeds on either side, so its floor stays below both.
     result = evaluate("kaldi", DATASETS / "arabic-speech-commands" / "kaldi", n_components=128, n_jobs=2)
     assert (result.n_speakers, result.n_test_utterances, len(result.trials)) == (12, 720, 8640)
     assert (result.norm, result.cohort, result.n_cohort_speakers) == ("snorm", "train", 18)
-    assert result.raw_eer <= 0.0413
-    assert result.eer <= 0.0413
+    assert result.raw_eer <= 0.0403
+    assert result.eer <= 0.0403
     assert result.accuracy >= 0.97
