@@ -32,7 +32,9 @@ it prints identification accuracy, EER and minDCF (p_target 0.01 and 0.001) of:
 Each ``--seeds`` value seeds both UBMs (ours and the baseline's k-means
 start); with several, every system gets a row per seed and a ``mean`` row,
 so one lucky or unlucky initialisation on either side does not decide a
-comparison.
+comparison. Our features are then extracted once for all seeds and their
+time is left out of our seconds column; the baseline's still includes its
+own extraction, so compare times with a single seed.
 """
 
 from __future__ import annotations
