@@ -107,6 +107,7 @@ def main():
         protocol, directory, sr, split_fn, norm = corpora[title]
         # extracted once for all seeds and back ends (their time is then not in the seconds column)
         features = protocol_features(protocol, directory, sr=sr) if len(args.seeds) > 1 else None
+        split = None if args.skip_baseline else split_fn(directory)
         for seed in args.seeds:
             for backend in args.backend:
                 result = evaluate(protocol, directory, n_components=k, sr=sr, norm=norm, p_targets=P_TARGETS,
@@ -117,8 +118,7 @@ def main():
                 if norm != "none":
                     rows.setdefault((title, f"{system}, {norm} (train cohort)"), []).append(
                         (result.norm_accuracy, result.eer, result.min_dcf, result.seconds["total"]))
-            if not args.skip_baseline:
-                split = split_fn(directory)
+            if split is not None:
                 rows.setdefault((title, f"sklearn+librosa {k} diag, raw"), []).append(
                     baseline(split.train, split.enroll, split.test, sr, k, random_state=seed))
     print(f"{'corpus':23s} {'system':40s} {'seed':>4s} {'ident.':>7s} {'EER':>7s} {'DCF.01':>7s} {'DCF.001':>7s} "
