@@ -82,6 +82,8 @@ def test_files_round_trip_and_refuse_damage(backend, corpus):
     stats = _stats(ubm, frames[5])
     np.testing.assert_array_equal(again.vectors(stats), backend.vectors(stats))
     assert again.lda_dim_ == backend.lda_dim_ == 4
+    assert again.plda_shrinkage == backend.plda_shrinkage == "auto"     # the default, kept in the PLDA part
+    assert 0.0 <= backend.plda_.shrinkage_ <= 1.0
     damaged = {k: v for k, v in arrays.items() if not k.startswith("plda.")}
     with pytest.raises(ValueError, match=r"\(plda\)"):
         IvectorBackend.from_arrays(damaged, source="backend.npz")

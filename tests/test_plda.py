@@ -328,6 +328,46 @@ def test_plda_reduced_rank(reduced):
     assert abs(bounds[-1] - expected) < 1e-9 * abs(expected)
 
 
+def test_shrinkage_moves_psi_towards_its_mean_and_keeps_its_sum():
+    X, y, *_ = planted(seed=4, d=5, n_speakers=40)
+    plain = fit_quiet(PLDA(), X, y)
+    shrunk = fit_quiet(PLDA(shrinkage=0.4), X, y)
+    np.testing.assert_array_equal(shrunk.transform_, plain.transform_)   # EM itself is unchanged
+    np.testing.assert_array_equal(shrunk.lower_bounds_, plain.lower_bounds_)
+    np.testing.assert_allclose(shrunk.psi_, 0.6 * plain.psi_ + 0.4 * plain.psi_.mean())
+    np.testing.assert_allclose(shrunk.psi_.sum(), plain.psi_.sum())     # same total between-speaker variance
+    assert plain.shrinkage_ == 0.0 and shrunk.shrinkage_ == 0.4
+    # full shrinkage: B becomes a multiple of W
+    B, W = implied(fit_quiet(PLDA(shrinkage=1.0), X, y))
+    np.testing.assert_allclose(B, plain.psi_.mean() * W, rtol=1e-10, atol=1e-12)
+
+
+def test_shrinkage_of_a_reduced_rank_model_keeps_its_rank(reduced):
+    _, (X, y, *_ ) = reduced
+    plain = fit_quiet(PLDA(max_iter=20, n_components=2), X, y)
+    shrunk = fit_quiet(PLDA(max_iter=20, n_components=2, shrinkage=0.5), X, y)
+    assert (shrunk.psi_ > 0).sum() == 2
+    np.testing.assert_allclose(shrunk.psi_[:2], 0.5 * plain.psi_[:2] + 0.5 * plain.psi_[:2].mean())
+
+
+def test_auto_shrinkage_is_large_with_few_speakers_and_small_with_many():
+    # Ledoit-Wolf: the intensity falls as speakers add up, and tends to 1 when B is truly a multiple of W.
+    def intensity(n_speakers, seed, isotropic=False):
+        rng = np.random.default_rng(seed)
+        d = 8
+        B = np.eye(d) * 4.0 if isotropic else np.diag(np.geomspace(16.0, 0.05, d))
+        y = np.repeat(np.arange(n_speakers), 6)
+        speakers = rng.multivariate_normal(np.zeros(d), B, size=n_speakers)
+        X = speakers[y] + rng.normal(size=(len(y), d))
+        return fit_quiet(PLDA(shrinkage="auto"), X, y).shrinkage_
+
+    few = np.mean([intensity(12, seed) for seed in range(5)])
+    many = np.mean([intensity(2000, seed) for seed in range(5)])
+    assert 0.0 <= many < 0.05 < few <= 1.0
+    isotropic = intensity(200, 0, isotropic=True)
+    assert isotropic > 0.5 and isotropic > 5 * intensity(200, 0)
+
+
 def test_plda_warns_when_em_stops_early():
     X, y, *_ = planted(seed=6, n_speakers=50, rank=2)
     with pytest.warns(ConvergenceWarning, match="did not converge in 1 iterations"):
@@ -412,6 +452,8 @@ def test_plda_training_bad_input():
     assert_one_line_error(lambda: PLDA(n_components=7).fit(X, y), "n_components=7", "n_features=6")
     assert_one_line_error(lambda: PLDA(max_iter=0).fit(X, y), "max_iter")
     assert_one_line_error(lambda: PLDA(tol=-1.0).fit(X, y), "tol")
+    assert_one_line_error(lambda: PLDA(shrinkage=1.5).fit(X, y), "shrinkage", "[0, 1]")
+    assert_one_line_error(lambda: PLDA(shrinkage="ledoit").fit(X, y), "shrinkage", "'auto'")
     assert_one_line_error(lambda: PLDA().fit(X[:, :1].ravel(), y), "2-D")
 
 
@@ -439,6 +481,17 @@ def test_plda_round_trip(full, reduced, tmp_path):
         np.testing.assert_array_equal(loaded.transform_, plda.transform_)
         np.testing.assert_array_equal(loaded.psi_, plda.psi_)
         np.testing.assert_array_equal(loaded.mean_, plda.mean_)
+
+
+def test_plda_files_keep_the_shrinkage_setting_and_read_files_without_it():
+    X, y, *_ = planted(seed=5, d=4, n_speakers=30)
+    for setting in ("auto", 0.25, None):
+        plda = fit_quiet(PLDA(shrinkage=setting), X, y)
+        again = PLDA.from_arrays(plda.to_arrays(), source="test")
+        assert again.shrinkage == setting
+        np.testing.assert_array_equal(again.psi_, plda.psi_)
+    older = {k: v for k, v in fit_quiet(PLDA(), X, y).to_arrays().items() if k != "shrinkage"}
+    assert PLDA.from_arrays(older, source="test").shrinkage is None
 
 
 def test_lda_round_trip(tmp_path):
@@ -478,6 +531,8 @@ def test_corrupt_plda_arrays_are_refused(full):
         "'n_components' is 0": corrupted(good, n_components=np.array(0)),
         "positive psi entries but n_components=2": corrupted(good, n_components=np.array(2)),
         "'max_iter' must be": corrupted(good, max_iter=np.array(1.5)),
+        "'shrinkage' must be": corrupted(good, shrinkage=np.array("ledoit")),
+        "'shrinkage' must be 'none'": corrupted(good, shrinkage=np.array("1.5")),
     }
     for fragment, arrays in cases.items():
         load = lambda arrays=arrays: PLDA.from_arrays(arrays, source="model file x.npz")
@@ -512,7 +567,7 @@ def test_load_refuses_pickles(tmp_path):
 # ------------------------------------------------------------ conventions
 def test_estimator_conventions():
     plda = PLDA(max_iter=5, n_components=3)
-    assert plda.get_params() == {"max_iter": 5, "n_components": 3, "tol": 1e-4}
+    assert plda.get_params() == {"max_iter": 5, "n_components": 3, "tol": 1e-4, "shrinkage": None}
     assert repr(plda) == "PLDA(max_iter=5, n_components=3)"
     assert plda.set_params(tol=1e-3).tol == 1e-3
     with pytest.raises(ValueError, match="(?i)invalid parameter"):

@@ -43,6 +43,11 @@ class IvectorBackend(BaseEstimator):
         EM iterations of the i-vector extractor.
     plda_iter : int, default=10
         EM iterations of the PLDA.
+    plda_shrinkage : None, "auto" or float in [0, 1], default="auto"
+        ``PLDA(shrinkage=)``: the between-speaker covariance shrunk towards
+        isotropic by the Ledoit-Wolf intensity of the training speaker
+        means, which is large when the training speakers are few for the
+        LDA dimension and vanishes with many.
     random_state : int, default=0
         Seeds the extractor's initialisation.
 
@@ -72,12 +77,14 @@ class IvectorBackend(BaseEstimator):
     (3, 1)
     """
 
-    def __init__(self, rank=200, *, lda_dim=None, scoring="plda", max_iter=10, plda_iter=10, random_state=0):
+    def __init__(self, rank=200, *, lda_dim=None, scoring="plda", max_iter=10, plda_iter=10, plda_shrinkage="auto",
+                 random_state=0):
         self.rank = rank
         self.lda_dim = lda_dim
         self.scoring = scoring
         self.max_iter = max_iter
         self.plda_iter = plda_iter
+        self.plda_shrinkage = plda_shrinkage
         self.random_state = random_state
 
     def check_speakers(self, n_speakers, n_warps=0):
@@ -169,7 +176,9 @@ class IvectorBackend(BaseEstimator):
         self.lda_dim_ = lda_dim
         self.lda_ = LDA(n_components=self.lda_dim_).fit(raw, labels, centre=raw[real].mean(axis=0))
         processed = length_normalize(self.lda_.transform(raw))
-        self.plda_ = PLDA(max_iter=self.plda_iter).fit(processed, labels) if self.scoring == "plda" else None
+        self.plda_ = None
+        if self.scoring == "plda":
+            self.plda_ = PLDA(max_iter=self.plda_iter, shrinkage=self.plda_shrinkage).fit(processed, labels)
         return self
 
     def _check_is_fitted(self):
@@ -281,6 +290,8 @@ class IvectorBackend(BaseEstimator):
                 setattr(backend, "plda_", None)
                 continue
             setattr(backend, prefix + "_", part_cls.from_arrays(members, source=f"{source} ({prefix})"))
+        if backend.plda_ is not None:  # the setting lives in the PLDA part
+            backend.plda_shrinkage = backend.plda_.shrinkage
         rank = backend.extractor_.T_.shape[2]
         if backend.lda_.components_.shape[1] != rank:
             raise ValueError(f"{source} holds an LDA for {backend.lda_.components_.shape[1]}-dim vectors, "

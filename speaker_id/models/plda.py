@@ -79,6 +79,24 @@ PLDA" of Sizov et al.), trained by the factor-analysis EM for ``V``, ``m``
 and ``W``. Each EM step is an exact EM step, so the log-likelihood
 (:attr:`PLDA.lower_bounds_`) never decreases.
 
+Shrinkage
+---------
+``B`` is learnt from as many speaker means as there are training speakers;
+with few speakers for the dimension its small eigenvalues ``psi_k`` are
+underestimated (directions in which new speakers differ but the training
+speakers happened not to), and a test speaker differing there scores as if
+it were the enrolled one. ``PLDA(shrinkage=a)`` replaces, after EM,
+
+    psi_k  by  (1 - a) psi_k + a mean(psi),
+
+the between-speaker covariance shrunk towards a multiple of ``W`` with the
+same trace (in the diagonalised space, towards the identity times the mean
+``psi``). ``shrinkage="auto"`` takes ``a`` from the Ledoit-Wolf formula
+(Ledoit and Wolf, 2004; :func:`sklearn.covariance.ledoit_wolf_shrinkage`)
+applied to the diagonalised speaker means, as scikit-learn's
+``LinearDiscriminantAnalysis(shrinkage="auto")`` does for its covariance:
+large with few speakers for the dimension, near 0 with many.
+
 Files
 -----
 :meth:`LDA.to_arrays` and :meth:`PLDA.to_arrays` return plain numeric arrays
@@ -200,6 +218,14 @@ def _check_tol(value):
     return float(value)
 
 
+def _check_shrinkage(value):
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return value
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ValueError(f"shrinkage must be None, 'auto' or a number in [0, 1], got {value!r}.")
+    return float(value)
+
+
 def _check_nonsingular(cov, what, fix):
     """Raise ValueError if the symmetric ``cov`` is (numerically) singular."""
     eig = np.linalg.eigvalsh(cov)
@@ -228,6 +254,36 @@ def _group(X, index, n_classes):
     means = sums / counts[:, None]
     centred = X - means[index]
     return counts, means, centred.T @ centred
+
+
+def _shrink(psi, shrinkage, speaker_means):
+    """``psi``'s positive entries shrunk towards their mean, and the intensity used.
+
+    Parameters
+    ----------
+    psi : ndarray of shape (n_features,)
+        Between-speaker variances in the diagonalised space, descending.
+    shrinkage : None, "auto" or float
+    speaker_means : ndarray of shape (n_speakers, n_features)
+        The training speakers' means in the diagonalised space (for "auto").
+
+    Returns
+    -------
+    psi : ndarray of shape (n_features,)
+    intensity : float
+    """
+    if shrinkage is None:
+        return psi, 0.0
+    r = int((psi > 0).sum())
+    if shrinkage == "auto":
+        from sklearn.covariance import ledoit_wolf_shrinkage
+
+        intensity = float(ledoit_wolf_shrinkage(speaker_means[:, :r]))
+    else:
+        intensity = shrinkage
+    shrunk = psi.copy()
+    shrunk[:r] = (1.0 - intensity) * psi[:r] + intensity * psi[:r].mean()
+    return shrunk, intensity
 
 
 class _Params(NpzModelFile, BaseEstimator):
@@ -261,6 +317,25 @@ def _read_setting(fields, name, source, minimum):
             f"{source}: setting {name!r} must be an integer >= {minimum}, got {value!r}; the file is corrupt."
         )
     return int(value)
+
+
+def _read_shrinkage(arrays, source):
+    """The ``shrinkage`` setting of a PLDA file: None when absent or "none", "auto", or a number in [0, 1]."""
+    if "shrinkage" not in arrays:
+        return None
+    value = np.asarray(arrays["shrinkage"])
+    text = str(value) if value.dtype.kind == "U" and value.shape == () else None
+    if text == "none":
+        return None
+    if text == "auto":
+        return text
+    try:
+        return _check_shrinkage(float(text))
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{source}: setting 'shrinkage' must be 'none', 'auto' or a number in [0, 1], got {value!r}; "
+            "the file is corrupt."
+        ) from None
 
 
 # ------------------------------------------------------------ functions
@@ -615,6 +690,11 @@ class PLDA(_Params):
         ``r`` (simplified PLDA); the diagonalised space then has ``r``
         dimensions with ``psi > 0`` and the others, with ``psi = 0``, add
         nothing to any score.
+    shrinkage : None, "auto" or float in [0, 1], default=None
+        Shrink the between-speaker variances towards their mean after EM
+        (module docstring): None or 0 none, ``"auto"`` the Ledoit-Wolf
+        intensity of the training speaker means, a number that intensity.
+        With ``n_components=r`` only the ``r`` positive ``psi`` are shrunk.
 
     Attributes
     ----------
@@ -628,10 +708,14 @@ class PLDA(_Params):
         ``W = A^{-1} A^{-T}``.
     between_covariance_ : ndarray of shape (n_features, n_features)
         ``B = A^{-1} diag(psi) A^{-T}``.
+    shrinkage_ : float
+        The intensity applied (0 for ``shrinkage=None``; NaN after
+        ``from_arrays``, where only the setting is kept).
     lower_bounds_ : ndarray of shape (n_iter_ + 1,)
         Exact log-likelihood of the training data per i-vector, at the
         initial parameters (entry 0) and after each EM iteration (EM's lower
         bound is tight, so this is the likelihood itself). Non-decreasing.
+        Of the model before shrinkage.
     n_iter_ : int
     converged_ : bool
     n_features_in_ : int
@@ -665,10 +749,11 @@ class PLDA(_Params):
     True
     """
 
-    def __init__(self, max_iter=10, tol=1e-4, n_components=None):
+    def __init__(self, max_iter=10, tol=1e-4, n_components=None, shrinkage=None):
         self.max_iter = max_iter
         self.tol = tol
         self.n_components = n_components
+        self.shrinkage = shrinkage
 
     # ------------------------------------------------------------- fitting
     def fit(self, X, y):
@@ -694,6 +779,7 @@ class PLDA(_Params):
         max_iter = _check_int(self.max_iter, "max_iter", 1)
         tol = _check_tol(self.tol)
         rank = _check_int(self.n_components, "n_components", 1, allow_none=True)
+        shrinkage = _check_shrinkage(self.shrinkage)
         X = _check_vectors(X, "X")
         classes, index, _ = _check_labels(y, len(X))
         n, d = X.shape
@@ -748,6 +834,7 @@ class PLDA(_Params):
                 ConvergenceWarning,
                 stacklevel=2,
             )
+        psi, self.shrinkage_ = _shrink(psi, shrinkage, (means - mean) @ A.T)
         self._set_model(mean, A, psi)
         self.lower_bounds_ = np.array(bounds)
         self.n_iter_ = n_iter
@@ -907,7 +994,9 @@ class PLDA(_Params):
         dict of str to ndarray
             ``kind``, ``format_version``, ``mean`` (n_features,), ``transform``
             (n_features, n_features), ``psi`` (n_features,), and the settings
-            ``max_iter``, ``tol``, ``n_components`` (-1 for None) as 0-d arrays.
+            ``max_iter``, ``tol``, ``n_components`` (-1 for None) as 0-d arrays
+            and ``shrinkage`` as a 0-d string (``"none"``, ``"auto"`` or the
+            number; ``psi`` is stored already shrunk).
         """
         self._check_is_fitted()
         return {
@@ -918,6 +1007,7 @@ class PLDA(_Params):
             "max_iter": np.array(int(self.max_iter)),
             "tol": np.array(float(self.tol)),
             "n_components": np.array(-1 if self.n_components is None else int(self.n_components)),
+            "shrinkage": np.array("none" if self.shrinkage is None else str(self.shrinkage)),
         }
 
     _KIND = PLDA_KIND
@@ -930,6 +1020,7 @@ class PLDA(_Params):
             "transform": array("real", "D", "D"),
             "psi": array("real", "D"),
             **{name: scalar("real") for name in ("max_iter", "tol", "n_components")},
+            "shrinkage": scalar("str", max_chars=32, required=False),  # absent in files before it existed
         }
 
     @classmethod
@@ -979,8 +1070,9 @@ class PLDA(_Params):
             raise ValueError(
                 f"{source}: {(psi > 0).sum()} positive psi entries but n_components={rank}; the file is corrupt."
             )
-        plda = cls(max_iter=max_iter, tol=tol, n_components=rank)
+        plda = cls(max_iter=max_iter, tol=tol, n_components=rank, shrinkage=_read_shrinkage(arrays, source))
         plda._set_model(mean, A, psi)
+        plda.shrinkage_ = 0.0 if plda.shrinkage is None else float("nan")
         plda.lower_bounds_ = None
         plda.n_iter_ = 0
         plda.converged_ = None
