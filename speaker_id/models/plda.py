@@ -709,8 +709,8 @@ class PLDA(_Params):
     between_covariance_ : ndarray of shape (n_features, n_features)
         ``B = A^{-1} diag(psi) A^{-T}``.
     shrinkage_ : float
-        The intensity applied (0 for ``shrinkage=None``; NaN after
-        ``from_arrays``, where only the setting is kept).
+        The intensity applied (0 for ``shrinkage=None``; after
+        ``from_arrays``, NaN for ``"auto"``, whose intensity is not kept).
     lower_bounds_ : ndarray of shape (n_iter_ + 1,)
         Exact log-likelihood of the training data per i-vector, at the
         initial parameters (entry 0) and after each EM iteration (EM's lower
@@ -1072,7 +1072,7 @@ class PLDA(_Params):
             )
         plda = cls(max_iter=max_iter, tol=tol, n_components=rank, shrinkage=_read_shrinkage(arrays, source))
         plda._set_model(mean, A, psi)
-        plda.shrinkage_ = 0.0 if plda.shrinkage is None else float("nan")
+        plda.shrinkage_ = {None: 0.0, "auto": float("nan")}.get(plda.shrinkage, plda.shrinkage)
         plda.lower_bounds_ = None
         plda.n_iter_ = 0
         plda.converged_ = None
