@@ -141,8 +141,8 @@ def _add_backend_options(parser):
                              "i-vectors, LDA and PLDA trained on the training speakers")
     parser.add_argument("--ivector-rank", type=int, default=None, metavar="R", help="i-vector dimension (default 200)")
     parser.add_argument("--lda-dim", type=int, default=None, metavar="N",
-                        help="LDA dimension, at most the training speakers - 1 and the rank "
-                             "(default: that largest value)")
+                        help="LDA dimension: at most the training speakers - 1 and the rank (the "
+                             "discriminants), or the rank itself (default: the rank, every direction)")
     parser.add_argument("--ivector-scoring", choices=("plda", "cosine"), default=None,
                         help="score i-vectors with PLDA (default) or cosine similarity")
     parser.add_argument("--vtln-warps", type=_warps, default=None, metavar="W,W",

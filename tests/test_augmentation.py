@@ -113,11 +113,13 @@ def test_the_back_end_trains_on_each_speaker_and_its_pseudo_speakers(tmp_path):
     paths = [p for s in sorted(by_speaker) for p in by_speaker[s]]
     speakers = [s for s in sorted(by_speaker) for _ in by_speaker[s]]
     options = dict(n_components=8, max_iter=5, n_jobs=1)
+    # Unshrunk PLDA: the LDA keeps as many discriminants as there are classes - 1.
+    ivector_options = {"rank": 12, "max_iter": 3, "plda_shrinkage": None}
     ubm, backend, config = train_models(paths, FeatureConfig(sr=SR), speakers=speakers, vtln_warps=(0.9, 1.1),
-                                        ivector_options={"rank": 12, "max_iter": 3}, **options)
+                                        ivector_options=ivector_options, **options)
     assert backend.lda_dim_ == 11  # 4 speakers and 8 pseudo-speakers: 12 classes
     _, plain, _ = train_models(paths, FeatureConfig(sr=SR), speakers=speakers, vtln_warps=(),
-                               ivector_options={"rank": 12, "max_iter": 3}, **options)
+                               ivector_options=ivector_options, **options)
     assert plain.lda_dim_ == 3
     stats, labels = warped_training_sessions(paths, speakers, config, ubm, (1.1,), n_jobs=1)
     assert list(labels) == [pseudo_speaker(s, 1.1) for s in speakers]

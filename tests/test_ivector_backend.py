@@ -129,11 +129,20 @@ def test_lda_dimension_is_what_the_training_speakers_support(corpus):
     train = [0, 1, 2, 3, 4]  # 5 speakers: LDA keeps at most 4 dimensions
     stats = [st for s in train for st in _stats(ubm, frames[s])]
     labels = np.repeat(train, N_SESSIONS)
-    assert IvectorBackend(rank=6, max_iter=1).fit(ubm, stats, labels).lda_dim_ == 4  # unset: the largest
-    assert IvectorBackend(rank=3, max_iter=1).fit(ubm, stats, labels).lda_dim_ == 3  # ... at most the rank
+    # Unset: every direction when the scoring can use those the speakers do not span ...
+    assert IvectorBackend(rank=6, max_iter=1).fit(ubm, stats, labels).lda_dim_ == 6
+    assert IvectorBackend(rank=6, max_iter=1, scoring="cosine").fit(ubm, stats, labels).lda_dim_ == 6
+    # ... else the discriminants, at most the rank.
+    unshrunk = IvectorBackend(rank=6, max_iter=1, plda_shrinkage=None)
+    assert unshrunk.fit(ubm, stats, labels).lda_dim_ == 4
+    assert IvectorBackend(rank=3, max_iter=1, plda_shrinkage=None).fit(ubm, stats, labels).lda_dim_ == 3
+    assert IvectorBackend(rank=6, lda_dim=6).check_speakers(5) == 6
     for lda_dim in (5, 0):
-        with pytest.raises(ValueError, match=r"min\(speakers - 1, rank\) = 4 .*ask for 4 or fewer"):
+        with pytest.raises(ValueError, match=r"min\(speakers - 1, rank\) = 4 discriminants; ask for 4 or fewer, "
+                                             r"or the rank \(6\) for every direction"):
             IvectorBackend(rank=6, lda_dim=lda_dim).fit(ubm, stats, labels)
+    with pytest.raises(ValueError, match=r"= 4 discriminants; ask for 4 or fewer \(or leave it unset\)"):
+        IvectorBackend(rank=6, lda_dim=6, plda_shrinkage=None).check_speakers(5)
     with pytest.raises(ValueError, match="positive integer or None"):
         IvectorBackend(rank=6, lda_dim="4").check_speakers(5)
     assert IvectorBackend(rank=200, lda_dim=150).check_speakers(151) == 150

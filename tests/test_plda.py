@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from scipy.linalg import eigh as scipy_eigh
 from scipy.stats import multivariate_normal
+from sklearn.covariance import ledoit_wolf_shrinkage
 
+from speaker_id.evaluation import metrics
 from speaker_id.models.plda import LDA, PLDA, cosine_scores, length_normalize
 from streamgmm import ConvergenceWarning, NotFittedError
 from streamgmm.io import FORMAT_VERSION
@@ -232,9 +234,25 @@ def test_lda_default_dimension_and_singleton_classes():
     assert lda.components_.shape == (5, 6)  # min(n_classes - 1, n_features) = min(5, 6)
 
 
+def test_lda_can_keep_every_direction_discriminants_first():
+    X, y = lda_data(n_classes=4, per_class=30, d=8)
+    few = LDA().fit(X, y)
+    every = LDA(n_components=8).fit(X, y)
+    Z = every.transform(X)
+    Sw, Sb = scatter_matrices(Z, y)
+    np.testing.assert_allclose(Sw, np.eye(8), atol=1e-8)          # every direction within-class whitened
+    np.testing.assert_allclose(Sb, np.diag(every.eigenvalues_), atol=1e-8)
+    np.testing.assert_allclose(every.components_[:3], few.components_, atol=1e-8)
+    # 4 classes span 3 directions: the other 5 carry no between-class variance
+    np.testing.assert_allclose(every.eigenvalues_[3:], 0.0, atol=1e-10)
+    assert every.eigenvalues_[2] > 1e-3  # the third discriminant, from sampling alone, is still well above 0
+
+
 def test_lda_bad_input():
     X, y = lda_data(n_classes=4, per_class=5, d=8)
-    assert_one_line_error(lambda: LDA(n_components=4).fit(X, y), "n_components=4", "min(3, 8) = 3")
+    assert_one_line_error(lambda: LDA(n_components=4).fit(X, y), "n_components=4", "min(3, 8) = 3",
+                          "n_features = 8 for every direction")
+    assert_one_line_error(lambda: LDA(n_components=9).fit(X, y), "n_components=9")
     assert_one_line_error(lambda: LDA(n_components=0).fit(X, y), "n_components")
     assert_one_line_error(lambda: LDA().fit(X, np.zeros(len(X))), "at least 2 classes")
     three_each = np.concatenate([np.flatnonzero(y == c)[:3] for c in range(3)])  # 9 < 8 + 3
@@ -350,6 +368,53 @@ def test_shrinkage_of_a_reduced_rank_model_keeps_its_rank(reduced):
     np.testing.assert_allclose(shrunk.psi_[:2], 0.5 * plain.psi_[:2] + 0.5 * plain.psi_[:2].mean())
 
 
+def test_shrinkage_fills_the_directions_too_few_speakers_do_not_span():
+    # 5 speakers in 6 dimensions span 4 directions: EM learns B at rank 4, the
+    # shrinkage over all 6 dimensions gives the other 2 the variance a mean(psi).
+    X, y, *_ = planted(seed=8, d=6, n_speakers=5, counts=(30, 31))
+    for setting in (0.3, "auto"):
+        shrunk = fit_quiet(PLDA(shrinkage=setting), X, y)
+        spanned = fit_quiet(PLDA(n_components=4), X, y)  # the same EM, by definition
+        np.testing.assert_allclose(shrunk.transform_, spanned.transform_, atol=1e-10)
+        a = shrunk.shrinkage_
+        if setting == "auto":  # Ledoit-Wolf of the diagonalised speaker means, in all 6 dimensions
+            means = np.array([X[y == s].mean(0) for s in range(5)])
+            a_expected = ledoit_wolf_shrinkage((means - spanned.mean_) @ spanned.transform_.T)
+            assert a == pytest.approx(a_expected, rel=1e-10) and 0 < a < 1
+        np.testing.assert_allclose(shrunk.psi_, (1 - a) * spanned.psi_ + a * spanned.psi_.mean(), rtol=1e-10)
+        assert np.all(shrunk.psi_ > 0) and spanned.psi_[4:].max() == 0.0
+
+
+def test_shrunk_full_rank_scores_speakers_that_differ_outside_the_training_span():
+    # Speakers vary isotropically in 12 dimensions, but only 6 are there to train
+    # on: their 5-direction span misses most of how new speakers differ. The
+    # discriminants alone (LDA to 5, unshrunk PLDA) cannot see those directions;
+    # every direction with the shrunk full-rank PLDA can.
+    rng = np.random.default_rng(3)
+    d, per = 12, 20
+
+    def speakers(n):
+        y = np.repeat(np.arange(n), per)
+        return 2.0 * rng.normal(size=(n, d))[y] + rng.normal(size=(n * per, d)), y
+
+    X, y = speakers(6)
+    E, ye = speakers(40)   # 40 new speakers: 10 vectors to enroll, 10 to test each
+    enroll, test = (np.arange(len(E)) % per) < 10, (np.arange(len(E)) % per) >= 10
+
+    def eer(lda, plda):
+        Ze, Zt = lda.transform(E[enroll]), lda.transform(E[test])
+        sums = np.array([Ze[ye[enroll] == s].sum(0) for s in range(40)])
+        scores = plda.score(sums, 10, Zt)                       # (40 speakers, 400 tests)
+        same = ye[test][None, :] == np.arange(40)[:, None]
+        return metrics.eer(scores.ravel(), same.ravel().astype(int))[0]
+
+    lda_few = LDA().fit(X, y)
+    narrow = eer(lda_few, fit_quiet(PLDA(), lda_few.transform(X), y))
+    lda_all = LDA(n_components=d).fit(X, y)
+    wide = eer(lda_all, fit_quiet(PLDA(shrinkage="auto"), lda_all.transform(X), y))
+    assert wide < 0.5 * narrow, (wide, narrow)
+
+
 def test_auto_shrinkage_is_large_with_few_speakers_and_small_with_many():
     # Ledoit-Wolf: the intensity falls as speakers add up, and tends to 1 when B is truly a multiple of W.
     def intensity(n_speakers, seed, isotropic=False):
@@ -447,7 +512,9 @@ def test_plda_training_bad_input():
     assert_one_line_error(lambda: PLDA().fit(X[idx], y[idx]), "6 + 4 = 10", "got 8", "LDA")
     # full-rank B in 6 dims needs more than 6 speakers; rank 2 does not
     idx = np.flatnonzero(y < 5)
-    assert_one_line_error(lambda: PLDA().fit(X[idx], y[idx]), "more than 6 speakers", "n_components < 5")
+    assert_one_line_error(lambda: PLDA().fit(X[idx], y[idx]), "more than 6 speakers", "n_components < 5",
+                          "shrinkage='auto'")
+    assert_one_line_error(lambda: PLDA(n_components=5, shrinkage="auto").fit(X[idx], y[idx]), "more than 5 speakers")
     fit_quiet(PLDA(n_components=2), X[idx], y[idx])
     assert_one_line_error(lambda: PLDA(n_components=7).fit(X, y), "n_components=7", "n_features=6")
     assert_one_line_error(lambda: PLDA(max_iter=0).fit(X, y), "max_iter")

@@ -36,8 +36,11 @@ class IvectorBackend(BaseEstimator):
     rank : int, default=200
         i-vector dimension.
     lda_dim : int or None, default=None
-        LDA output dimension, at most ``rank`` and the number of training
-        speakers - 1; ``None`` takes that largest value (in ``lda_dim_``).
+        LDA output dimension: at most ``rank`` and the number of training
+        speakers - 1 (the discriminants), or ``rank`` (every direction, the
+        discriminants first). ``None`` takes ``rank`` when the scoring can
+        use directions the training speakers do not span (cosine, or PLDA
+        with shrinkage), else the discriminants (in ``lda_dim_``).
     scoring : {"plda", "cosine"}, default="plda"
     max_iter : int, default=10
         EM iterations of the i-vector extractor.
@@ -47,7 +50,10 @@ class IvectorBackend(BaseEstimator):
         ``PLDA(shrinkage=)``: the between-speaker covariance shrunk towards
         isotropic by the Ledoit-Wolf intensity of the training speaker
         means, which is large when the training speakers are few for the
-        LDA dimension and vanishes with many.
+        LDA dimension and vanishes with many. It also gives the directions
+        the training speakers do not span a between-speaker variance, so
+        that with fewer training speakers than ``rank`` the PLDA still
+        scores every direction in which new speakers differ.
     random_state : int, default=0
         Seeds the extractor's initialisation.
 
@@ -115,17 +121,21 @@ class IvectorBackend(BaseEstimator):
             )
         n_labels = n_speakers * (1 + n_warps)
         largest = min(n_labels - 1, self.rank)
+        every = self.scoring == "cosine" or self.plda_shrinkage is not None
         if self.lda_dim is None:
-            return largest
+            return self.rank if every else largest
         if isinstance(self.lda_dim, bool) or not isinstance(self.lda_dim, (int, np.integer)):
             raise ValueError(f"lda_dim must be a positive integer or None, got {self.lda_dim!r}.")
+        if self.lda_dim == self.rank and every:
+            return int(self.lda_dim)
         if not 1 <= self.lda_dim <= largest:
             raise ValueError(
                 f"lda_dim={self.lda_dim} is not possible with {n_labels} training speakers"
                 f"{f' ({n_speakers} and their {n_speakers * n_warps} VTLN pseudo-speakers)' if n_warps else ''} "
                 f"and rank {self.rank}: "
-                f"LDA keeps at most min(speakers - 1, rank) = {largest} dimensions; ask for {largest} or fewer "
-                "(or leave it unset for the largest), or train on more speakers."
+                f"LDA keeps at most min(speakers - 1, rank) = {largest} discriminants; ask for {largest} or fewer"
+                + (f", or the rank ({self.rank}) for every direction" if every else "")
+                + " (or leave it unset), or train on more speakers."
             )
         return int(self.lda_dim)
 

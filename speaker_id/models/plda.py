@@ -97,6 +97,16 @@ applied to the diagonalised speaker means, as scikit-learn's
 ``LinearDiscriminantAnalysis(shrinkage="auto")`` does for its covariance:
 large with few speakers for the dimension, near 0 with many.
 
+With no more speakers than dimensions (``S <= n_features``) a full-rank
+``B`` cannot be learnt at all: the speaker means span only ``S - 1``
+directions. Without shrinkage that is an error. With it, and
+``n_components=None``, EM learns ``B`` at rank ``S - 1`` and the shrinkage,
+over all ``n_features`` dimensions, gives the directions the training
+speakers do not span the between-speaker variance ``a mean(psi)`` -- the
+Ledoit-Wolf estimate of a covariance from fewer samples than dimensions.
+New speakers differ from each other in those directions too, and with a
+small training set that is where much of what tells them apart lies.
+
 Files
 -----
 :meth:`LDA.to_arrays` and :meth:`PLDA.to_arrays` return plain numeric arrays
@@ -256,8 +266,8 @@ def _group(X, index, n_classes):
     return counts, means, centred.T @ centred
 
 
-def _shrink(psi, shrinkage, speaker_means):
-    """``psi``'s positive entries shrunk towards their mean, and the intensity used.
+def _shrink(psi, shrinkage, speaker_means, r):
+    """``psi``'s first ``r`` entries shrunk towards their mean, and the intensity used.
 
     Parameters
     ----------
@@ -266,6 +276,9 @@ def _shrink(psi, shrinkage, speaker_means):
     shrinkage : None, "auto" or float
     speaker_means : ndarray of shape (n_speakers, n_features)
         The training speakers' means in the diagonalised space (for "auto").
+    r : int
+        The rank of the model: ``n_features`` for full rank (then entries
+        EM left at 0 become positive), else ``n_components``.
 
     Returns
     -------
@@ -274,7 +287,6 @@ def _shrink(psi, shrinkage, speaker_means):
     """
     if shrinkage is None:
         return psi, 0.0
-    r = int((psi > 0).sum())
     if shrinkage == "auto":
         from sklearn.covariance import ledoit_wolf_shrinkage
 
@@ -451,7 +463,12 @@ class LDA(_Params):
     ----------
     n_components : int or None, default=None
         Output dimension, at most ``min(n_classes - 1, n_features)`` (the rank
-        of ``B``). None takes that maximum.
+        of ``B``), or ``n_features`` itself: every direction, the
+        discriminants first, then a basis of the directions in which the
+        training classes do not differ, all with within-class variance 1
+        (for a back end, such as a shrunk :class:`PLDA`, that models speaker
+        differences the training speakers cannot show). None takes
+        ``min(n_classes - 1, n_features)``.
 
     Attributes
     ----------
@@ -513,7 +530,7 @@ class LDA(_Params):
         ------
         ValueError
             On NaN/inf, fewer than 2 classes, ``n_components`` above
-            ``min(n_classes - 1, n_features)``, fewer than
+            ``min(n_classes - 1, n_features)`` but not ``n_features``, fewer than
             ``n_features + n_classes`` vectors, or a singular within-class
             covariance.
         """
@@ -527,10 +544,11 @@ class LDA(_Params):
         most = min(C - 1, d)
         if n_components is None:
             n_components = most
-        elif n_components > most:
+        elif most < n_components != d:
             raise ValueError(
                 f"n_components={n_components} is more than LDA can give: at most min(n_classes - 1, n_features) "
-                f"= min({C - 1}, {d}) = {most}; lower n_components or add speakers."
+                f"= min({C - 1}, {d}) = {most} discriminants, or n_features = {d} for every direction; "
+                "choose one of those or add speakers."
             )
         if n - C < d:
             raise ValueError(
@@ -695,6 +713,8 @@ class PLDA(_Params):
         (module docstring): None or 0 none, ``"auto"`` the Ledoit-Wolf
         intensity of the training speaker means, a number that intensity.
         With ``n_components=r`` only the ``r`` positive ``psi`` are shrunk.
+        With ``n_components=None`` all are, which lets a full-rank model be
+        trained on no more speakers than dimensions (module docstring).
 
     Attributes
     ----------
@@ -724,7 +744,7 @@ class PLDA(_Params):
     -----
     Training needs at least 2 speakers, ``N - n_speakers >= n_features``
     (to estimate ``W``) and more speakers than the rank of ``B``
-    (``n_features`` for full rank). A speaker with one i-vector is allowed;
+    (``n_features`` for full rank, unless shrunk). A speaker with one i-vector is allowed;
     it informs ``B`` only. EM starts from moment estimates (``m`` the mean of
     the speaker means, ``W`` the pooled within-speaker covariance, ``B`` the
     covariance of the speaker means minus ``W`` times the average ``1/n_s``,
@@ -799,11 +819,15 @@ class PLDA(_Params):
                 "or reduce the dimension with LDA."
             )
         r = d if rank is None else rank
-        if S <= r:
+        if S <= r and (rank is not None or shrinkage is None):
             raise ValueError(
                 f"a rank-{r} speaker covariance needs more than {r} speakers, got {S}; reduce the dimension with "
-                f"LDA(n_components < {S}) or set PLDA(n_components < {S})."
+                f"LDA(n_components < {S}), set PLDA(n_components < {S})"
+                + (", or shrink it (PLDA(shrinkage='auto')) to fill the directions the speakers do not span."
+                   if rank is None else ".")
             )
+        # Full rank from too few speakers: EM learns what they span, the shrinkage fills the rest.
+        em_rank = S - 1 if rank is None and S <= d else rank
         counts, means, scatter = _group(X, index, S)
         within = scatter / (n - S)
         _check_nonsingular(
@@ -816,13 +840,13 @@ class PLDA(_Params):
         between = centred.T @ centred / S - within * np.mean(1.0 / counts)
         A, psi = _diagonalise(within, between)
         psi = np.maximum(psi, _INIT_PSI_FLOOR * max(1.0, psi[0]))
-        if rank is not None:
-            psi[rank:] = 0.0
+        if em_rank is not None:
+            psi[em_rank:] = 0.0
         bounds = [self._log_likelihood(mean, A, psi, counts, means, scatter) / n]
         converged = False
         n_iter = 0
         for n_iter in range(1, max_iter + 1):
-            mean, A, psi = self._em_step(mean, A, psi, counts, means, scatter, rank)
+            mean, A, psi = self._em_step(mean, A, psi, counts, means, scatter, em_rank)
             bounds.append(self._log_likelihood(mean, A, psi, counts, means, scatter) / n)
             if bounds[-1] - bounds[-2] < tol:
                 converged = True
@@ -834,7 +858,7 @@ class PLDA(_Params):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        psi, self.shrinkage_ = _shrink(psi, shrinkage, (means - mean) @ A.T)
+        psi, self.shrinkage_ = _shrink(psi, shrinkage, (means - mean) @ A.T, r)
         self._set_model(mean, A, psi)
         self.lower_bounds_ = np.array(bounds)
         self.n_iter_ = n_iter
