@@ -372,9 +372,9 @@ def test_shrinkage_fills_the_directions_too_few_speakers_do_not_span():
     # 5 speakers in 6 dimensions span 4 directions: EM learns B at rank 4, the
     # shrinkage over all 6 dimensions gives the other 2 the variance a mean(psi).
     X, y, *_ = planted(seed=8, d=6, n_speakers=5, counts=(30, 31))
+    spanned = fit_quiet(PLDA(n_components=4), X, y)  # the same EM, by definition
     for setting in (0.3, "auto"):
         shrunk = fit_quiet(PLDA(shrinkage=setting), X, y)
-        spanned = fit_quiet(PLDA(n_components=4), X, y)  # the same EM, by definition
         np.testing.assert_allclose(shrunk.transform_, spanned.transform_, atol=1e-10)
         a = shrunk.shrinkage_
         if setting == "auto":  # Ledoit-Wolf of the diagonalised speaker means, in all 6 dimensions
